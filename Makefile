@@ -1,0 +1,66 @@
+# Shipyard: `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PROJECT ?= tabular/breast_cancer
+ARGS ?=
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PACKAGES := $(sort $(wildcard packages/*/pyproject.toml))
+
+# No telemetry from any tool, here or in CI.
+export BENTOML_DO_NOT_TRACK := True
+export DVC_NO_ANALYTICS := 1
+export KEDRO_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+# ARGS reaches the CLI verbatim (Hydra's ${...} interpolations included), split like a shell would.
+quote = '$(subst ','"'"',$(value $(1)))'
+SHIPYARD := SHIPYARD_OVERRIDES=$(call quote,ARGS) $(BIN)/shipyard
+
+.PHONY: help setup train config compile test test-fast bench lint gpu-check clean-venv
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+	@echo "  variables: PROJECT=team/name (default $(PROJECT)), ARGS=\"hydra overrides\""
+
+$(STAMP): requirements.lock $(PACKAGES)
+	@echo "setting up $(VENV) from requirements.lock"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation \
+		$(foreach p,$(PACKAGES),-e $(dir $(p)))
+	@touch $(STAMP)
+
+setup: $(STAMP) ## create .venv and install the locked environment (only when missing or stale)
+
+train: setup ## train PROJECT: compose, validate, compile, dvc repro (ARGS= overrides)
+	$(SHIPYARD) train $(PROJECT)
+
+config: setup ## print PROJECT's resolved config (ARGS= overrides)
+	@$(SHIPYARD) config $(PROJECT)
+
+compile: setup ## write pipelines/PROJECT/dvc.yaml and params.yaml
+	$(SHIPYARD) compile $(PROJECT)
+
+test: setup ## run every test, the slow end-to-end drills included
+	$(BIN)/python -m pytest
+
+test-fast: setup ## run the tests not marked slow
+	$(BIN)/python -m pytest -m "not slow"
+
+bench: setup ## run the benchmarks and print their ratios
+	$(BIN)/python benchmarks/run.py
+
+lint: setup ## ruff and the import-linter layer contracts
+	$(BIN)/ruff check packages tests benchmarks
+	$(BIN)/lint-imports
+
+gpu-check: setup ## train vision/digits on trainer=gpu and trainer=cpu, print samples/s
+	$(BIN)/python benchmarks/gpu_check.py
+
+clean-venv: ## remove .venv (the next target recreates it)
+	rm -rf $(VENV)

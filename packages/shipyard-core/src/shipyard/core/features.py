@@ -1,0 +1,149 @@
+"""The fitted preprocessing state and the one code path that applies it.
+
+``shipyard.data`` fits a :class:`Preprocessor` on the training split; training, evaluation, the
+service, batch scoring and edge export all apply it through :meth:`Preprocessor.transform`, so
+every target computes the same model input for the same raw row (DESIGN invariant 2). The state
+is plain JSON: no pickle.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from shipyard.core.errors import DataError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["STATE_VERSION", "Preprocessor"]
+
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Preprocessor:
+    """Numeric scaling and imputation of ``features``, plus the target's encoding."""
+
+    task: str
+    features: list[str]
+    target: str
+    mean: list[float]
+    scale: list[float]
+    fill: list[float]
+    classes: list[Any] = field(default_factory=list)
+    target_mean: float = 0.0
+    target_scale: float = 1.0
+    shape: list[int] | None = None
+
+    # -- state -------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "task": self.task,
+            "features": list(self.features),
+            "target": self.target,
+            "numeric": {"mean": list(self.mean), "scale": list(self.scale), "fill": list(self.fill)},
+            "classes": list(self.classes),
+            "target_scaling": {"mean": self.target_mean, "scale": self.target_scale},
+            "shape": list(self.shape) if self.shape else None,
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> Preprocessor:
+        if state.get("version") != STATE_VERSION:
+            raise DataError(
+                f"preprocessing state version {state.get('version')!r} is not supported",
+                fix=f"retrain the model with this Shipyard (state version {STATE_VERSION})",
+            )
+        numeric = state["numeric"]
+        scaling = state.get("target_scaling", {})
+        return cls(
+            task=state["task"],
+            features=list(state["features"]),
+            target=state["target"],
+            mean=[float(v) for v in numeric["mean"]],
+            scale=[float(v) for v in numeric["scale"]],
+            fill=[float(v) for v in numeric["fill"]],
+            classes=list(state.get("classes", [])),
+            target_mean=float(scaling.get("mean", 0.0)),
+            target_scale=float(scaling.get("scale", 1.0)),
+            shape=list(state["shape"]) if state.get("shape") else None,
+        )
+
+    # -- inputs ------------------------------------------------------------------------------
+    @property
+    def n_features(self) -> int:
+        return len(self.features)
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.classes) if self.task == "multiclass" else 1
+
+    def raw_matrix(self, frame: Any) -> np.ndarray:
+        """The feature columns of ``frame`` (any mapping of column to values) as float64."""
+        import numpy as np
+
+        missing = [c for c in self.features if c not in frame]
+        if missing:
+            raise DataError(
+                f"input lacks feature column(s) {', '.join(map(repr, missing[:5]))}",
+                key=missing[0],
+                fix="provide every feature the model was trained on: " + ", ".join(self.features[:10])
+                + (" ..." if len(self.features) > 10 else ""),
+            )
+        columns = []
+        for name in self.features:
+            try:
+                columns.append(np.asarray(frame[name], dtype=np.float64))
+            except (TypeError, ValueError) as exc:
+                raise DataError(
+                    f"feature {name!r} is not numeric", key=name, fix="give numbers for this column"
+                ) from exc
+        return np.stack(columns, axis=1) if columns else np.zeros((0, 0))
+
+    def transform_matrix(self, raw: np.ndarray) -> np.ndarray:
+        """Impute and scale a raw float matrix (rows × features) into model input (float32)."""
+        import numpy as np
+
+        x = np.array(raw, dtype=np.float64, copy=True)
+        fill = np.asarray(self.fill)
+        holes = np.isnan(x)
+        if holes.any():
+            x[holes] = np.broadcast_to(fill, x.shape)[holes]
+        x = (x - np.asarray(self.mean)) / np.asarray(self.scale)
+        return x.astype(np.float32)
+
+    def transform(self, frame: Any) -> np.ndarray:
+        return self.transform_matrix(self.raw_matrix(frame))
+
+    # -- target ------------------------------------------------------------------------------
+    def encode_target(self, values: Sequence[Any] | Any) -> np.ndarray:
+        import numpy as np
+
+        if self.task == "regression":
+            y = np.asarray(values, dtype=np.float64)
+            return ((y - self.target_mean) / self.target_scale).astype(np.float32)
+        index = {c: i for i, c in enumerate(self.classes)}
+        try:
+            return np.array([index[_plain(v)] for v in values], dtype=np.int64)
+        except KeyError as exc:
+            raise DataError(
+                f"target value {exc.args[0]!r} was not seen in the training split",
+                key=self.target,
+                fix="make sure every class appears in the training split (use split.kind=stratified)",
+            ) from exc
+
+    def decode_regression(self, scores: np.ndarray) -> np.ndarray:
+        return scores * self.target_scale + self.target_mean
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars to Python scalars, so that class lookup matches JSON-loaded classes."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return value

@@ -1,0 +1,62 @@
+"""Pure node functions: the glue between Kedro's named inputs and the layer packages.
+
+Each wrapper only reshapes arguments; the work happens in ``shipyard.data`` and
+``shipyard.train``. ``runtime`` carries the repository root and work folders (not params:
+they do not change results).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def ingest(data: dict[str, Any], runtime: dict[str, Any]) -> Any:
+    from shipyard.data.sources import ingest as _ingest
+
+    return _ingest(data, Path(runtime["root"]))
+
+
+def split(frame: Any, split: dict[str, Any], target: str, task: str, seed: int) -> tuple[Any, Any, Any, dict[str, Any]]:
+    from shipyard.data.split import split_frame
+
+    return split_frame(frame, split, {"target": target}, task, seed)
+
+
+def fit_preprocessing(
+    train: Any, target: str, shape: list[int] | None, preprocess: dict[str, Any], task: str
+) -> dict[str, Any]:
+    from shipyard.data.preprocess import fit_preprocessor
+
+    return fit_preprocessor(train, {"target": target, "shape": shape}, preprocess, task)
+
+
+def train(
+    train: Any,
+    val: Any,
+    state: dict[str, Any],
+    model: dict[str, Any],
+    optim: dict[str, Any],
+    trainer: dict[str, Any],
+    seed: int,
+    project: dict[str, Any],
+    runtime: dict[str, Any],
+) -> tuple[Any, Any, dict[str, Any]]:
+    from shipyard.train.fit import train_model
+
+    conf = {"model": model, "optim": optim, "trainer": trainer, "seed": seed, "project": project}
+    result = train_model(train, val, state, conf, Path(runtime["train_workdir"]))
+    return result.bundle, result.curve, result.report
+
+
+def evaluate(bundle: Any, val: Any, test: Any, conf: dict[str, Any], runtime: dict[str, Any]) -> tuple[dict[str, float], Any]:
+    from shipyard.train.evaluate import confusion_rows, evaluate_bundle
+
+    weights = Path(runtime["bundle_dir"]) / "weights.safetensors"
+    metrics = evaluate_bundle(bundle, val, test, conf, weights.stat().st_size)
+    confusion = confusion_rows(bundle, test) if bundle.task != "regression" else None
+    if confusion is None:
+        import pandas as pd
+
+        confusion = pd.DataFrame({"actual": [], "predicted": []})
+    return metrics, confusion

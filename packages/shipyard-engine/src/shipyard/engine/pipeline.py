@@ -1,0 +1,162 @@
+"""A project's pipeline: Kedro nodes, the files behind their datasets, and their stages.
+
+One table (:data:`NODES`, :data:`DATASETS`) describes the pipeline; :func:`build_pipeline`
+turns it into a Kedro ``Pipeline``, :func:`build_catalog` into a ``DataCatalog``, and
+:mod:`shipyard.engine.compiler` into ``dvc.yaml``. Each node is one DVC stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shipyard.core.paths import ProjectPaths
+from shipyard.engine import nodes
+
+__all__ = ["DATASETS", "NODES", "DatasetSpec", "NodeSpec", "build_catalog", "build_pipeline", "param_value"]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    layer: str
+    filename: str
+    kind: str  # parquet | csv | json | bundle
+    role: str = "out"  # out | metrics | plot
+    plot: dict[str, Any] = field(default_factory=dict)
+
+    def path(self, paths: ProjectPaths) -> Path:
+        return paths.layer(self.layer) / self.filename
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    func: Callable[..., Any]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    packages: tuple[str, ...]  # layer packages whose source the node runs
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "dataset": DatasetSpec("02_intermediate", "dataset.parquet", "parquet"),
+    "train_split": DatasetSpec("05_model_input", "train.parquet", "parquet"),
+    "val_split": DatasetSpec("05_model_input", "val.parquet", "parquet"),
+    "test_split": DatasetSpec("05_model_input", "test.parquet", "parquet"),
+    "split_manifest": DatasetSpec("05_model_input", "split_manifest.json", "json"),
+    "preprocessor": DatasetSpec("06_models", "preprocessor.json", "json"),
+    "model_bundle": DatasetSpec("06_models", "bundle", "bundle"),
+    "train_report": DatasetSpec("08_reporting", "train_report.json", "json"),
+    "learning_curve": DatasetSpec("08_reporting", "learning_curve.csv", "csv", "plot", {"x": "epoch", "y": "val/loss"}),
+    "metrics": DatasetSpec("08_reporting", "metrics.json", "json", "metrics"),
+    "confusion": DatasetSpec(
+        "08_reporting", "confusion.csv", "csv", "plot", {"template": "confusion", "x": "actual", "y": "predicted"}
+    ),
+}
+
+NODES: tuple[NodeSpec, ...] = (
+    NodeSpec("ingest", nodes.ingest, ("params:data", "runtime"), ("dataset",), ("data",)),
+    NodeSpec(
+        "split",
+        nodes.split,
+        ("dataset", "params:split", "params:data.target", "params:project.task", "params:seed"),
+        ("train_split", "val_split", "test_split", "split_manifest"),
+        ("data",),
+    ),
+    NodeSpec(
+        "fit_preprocessing",
+        nodes.fit_preprocessing,
+        ("train_split", "params:data.target", "params:data.shape", "params:preprocess", "params:project.task"),
+        ("preprocessor",),
+        ("data",),
+    ),
+    NodeSpec(
+        "train",
+        nodes.train,
+        (
+            "train_split",
+            "val_split",
+            "preprocessor",
+            "params:model",
+            "params:optim",
+            "params:trainer",
+            "params:seed",
+            "params:project",
+            "runtime",
+        ),
+        ("model_bundle", "learning_curve", "train_report"),
+        ("train",),
+    ),
+    NodeSpec(
+        "evaluate",
+        nodes.evaluate,
+        ("model_bundle", "val_split", "test_split", "params:evaluate", "runtime"),
+        ("metrics", "confusion"),
+        ("train",),
+    ),
+)
+
+# The keys of ``project`` that change what a model is (its description does not).
+_PROJECT_KEYS = ("name", "team", "task")
+
+
+def param_value(config: dict[str, Any], name: str) -> Any:
+    """The value of ``params:<dotted.key>`` in a resolved config."""
+    node: Any = config
+    for part in name.removeprefix("params:").split("."):
+        node = node[part]
+    if name == "params:project":
+        return {k: node[k] for k in _PROJECT_KEYS}
+    return node
+
+
+def param_keys(spec: NodeSpec) -> list[str]:
+    keys = []
+    for name in spec.inputs:
+        if name == "params:project":
+            keys += [f"project.{k}" for k in _PROJECT_KEYS]
+        elif name.startswith("params:"):
+            keys.append(name.removeprefix("params:"))
+    return keys
+
+
+def build_pipeline(only: str | None = None) -> Any:
+    from kedro.pipeline import Pipeline, node
+
+    specs = [s for s in NODES if only is None or s.name == only]
+    return Pipeline(
+        [
+            node(s.func, list(s.inputs), s.outputs[0] if len(s.outputs) == 1 else list(s.outputs), name=s.name)
+            for s in specs
+        ]
+    )
+
+
+def runtime(paths: ProjectPaths) -> dict[str, Any]:
+    return {
+        "root": str(paths.root),
+        "train_workdir": str(paths.layer("06_models") / ".train"),
+        "bundle_dir": str(DATASETS["model_bundle"].path(paths)),
+    }
+
+
+def build_catalog(config: dict[str, Any], paths: ProjectPaths, *, memory_outputs: tuple[str, ...] = ()) -> Any:
+    """A Kedro catalog for ``config``: file datasets, params, and the runtime entry.
+
+    ``memory_outputs`` keeps those datasets in memory (non-zero DDP ranks must not write).
+    """
+    from kedro.io import DataCatalog, MemoryDataset
+
+    from shipyard.engine.datasets import BundleDataset, CsvFrame, JsonData, ParquetFrame
+
+    kinds = {"parquet": ParquetFrame, "csv": CsvFrame, "json": JsonData, "bundle": BundleDataset}
+    datasets: dict[str, Any] = {}
+    for name, spec in DATASETS.items():
+        datasets[name] = MemoryDataset() if name in memory_outputs else kinds[spec.kind](spec.path(paths))
+    for spec in NODES:
+        for name in spec.inputs:
+            if name.startswith("params:"):
+                datasets[name] = MemoryDataset(param_value(config, name), copy_mode="assign")
+    datasets["runtime"] = MemoryDataset(runtime(paths), copy_mode="assign")
+    return DataCatalog(datasets=datasets)

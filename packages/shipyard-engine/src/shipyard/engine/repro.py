@@ -1,0 +1,138 @@
+"""Run a project's compiled pipeline with DVC.
+
+``dvc repro`` decides what is stale (content hashes of deps, params and outs) and records the
+result in ``dvc.lock``. By default the stages' commands run inside this process instead of one
+Python process per stage: the command in ``dvc.yaml`` is unchanged (plain ``dvc repro`` still
+runs it as a subprocess), but ``make train`` pays for importing torch and Lightning once rather
+than once per stage. Multi-process training (DDP) always runs as a subprocess, because
+Lightning's launcher re-executes the stage command.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from shipyard.core.errors import DataError, ShipyardError, StageError
+from shipyard.core.paths import ProjectPaths
+
+__all__ = ["ReproResult", "ensure_raw_data", "reproduce"]
+
+_STAGE_CMD = ["python", "-m", "shipyard.engine.stage"]
+
+
+class ReproResult:
+    def __init__(self, ran: list[str], skipped: list[str]) -> None:
+        self.ran, self.skipped = ran, skipped
+
+
+def _needs_subprocess(config: dict[str, Any], stage: str) -> bool:
+    trainer = config.get("trainer", {})
+    devices = trainer.get("devices", 1)
+    many = (isinstance(devices, int) and devices > 1) or isinstance(devices, list) or devices == -1
+    return stage == "train" and (many or int(trainer.get("num_nodes", 1)) > 1)
+
+
+def _dvc_quiet() -> None:
+    import logging
+
+    logging.getLogger("dvc").setLevel(logging.WARNING)
+
+
+def ensure_raw_data(config: dict[str, Any], paths: ProjectPaths) -> str | None:
+    """Make the project's raw file present: DVC cache first, then its declared ``fetch``.
+
+    Returns a line describing what was done, or ``None`` when nothing was needed.
+    """
+    source = config["data"]["source"]
+    if not source.get("path"):
+        return None
+    raw = paths.root / source["path"]
+    if raw.exists():
+        return None
+    from dvc.repo import Repo
+
+    pointer = raw.with_name(raw.name + ".dvc")
+    with Repo(str(paths.root)) as repo:
+        if pointer.is_file():
+            try:
+                repo.checkout(targets=[str(pointer)])
+            except Exception:  # noqa: BLE001 - a cache miss is expected on a fresh clone
+                pass
+            if raw.exists():
+                return f"checked out {source['path']} from the DVC cache"
+        from shipyard.data.sources import fetch_raw
+
+        if fetch_raw(source, paths.root) is None:
+            raise DataError(
+                f"raw data file {source['path']} is missing",
+                where=source["path"],
+                fix="`dvc pull` it from the project's remote, or put the file there",
+            )
+        repo.add([str(raw)])
+    return f"wrote {source['path']} from {source['fetch']} and tracked it with DVC"
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """The Shipyard error behind a DVC failure, else the innermost cause."""
+    seen: BaseException | None = exc
+    last = exc
+    while seen is not None:
+        if isinstance(seen, ShipyardError):
+            return seen
+        last = seen
+        seen = seen.__cause__ or seen.__context__
+    return last
+
+
+def reproduce(
+    paths: ProjectPaths,
+    config: dict[str, Any],
+    *,
+    force: bool = False,
+    in_process: bool = True,
+    say: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+) -> ReproResult:
+    """``dvc repro`` the project's ``dvc.yaml``; return the stages that ran and were skipped."""
+    import dvc.stage.run as dvc_run
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    from shipyard.engine.pipeline import NODES
+    from shipyard.engine.stage import run_stage
+
+    _dvc_quiet()
+    original = dvc_run._run
+    ran: list[str] = []
+
+    def _run(executable: Any, cmd: str, **kwargs: Any) -> None:
+        argv = shlex.split(cmd)
+        stage = argv[-1] if argv[:3] == _STAGE_CMD and len(argv) == 5 else None
+        ran.append(stage or cmd)
+        say(f"▶ {stage or cmd}")
+        if stage is None or not in_process or _needs_subprocess(config, stage):
+            original(executable, cmd, **kwargs)
+            return
+        run_stage(Path(kwargs["cwd"]), argv[3], stage)
+
+    dvc_run._run = _run
+    try:
+        with Repo(str(paths.root)) as repo:
+            repo.reproduce(str(paths.dvc_yaml), force=force)
+    except DvcException as exc:
+        cause = _unwrap(exc)
+        if isinstance(cause, ShipyardError):
+            raise cause from exc
+        detail = f": {type(cause).__name__}: {cause}" if cause is not exc else ""
+        raise StageError(
+            f"{exc}{detail}",
+            where=paths.rel(paths.dvc_yaml),
+            fix="rerun with --verbose for the full traceback",
+        ) from exc
+    finally:
+        dvc_run._run = original
+    skipped = [s.name for s in NODES if s.name not in ran]
+    return ReproResult(ran, skipped)

@@ -1,0 +1,74 @@
+"""Run one compiled stage: ``python -m shipyard.engine.stage TEAM/NAME STAGE``.
+
+This is the command every ``dvc.yaml`` stage runs, so plain ``dvc repro`` works without the
+Shipyard CLI. It reads the compiled ``params.yaml`` (not ``conf/``), builds the Kedro pipeline
+and catalog, and runs the stage's node with Kedro's ``SequentialRunner``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+from shipyard.core.errors import ConfigError, ShipyardError
+from shipyard.core.paths import ProjectPaths, find_root
+
+__all__ = ["main", "run_stage"]
+
+
+def _quiet_kedro() -> None:
+    """Kedro configures rich logging at import; keep stage output to what matters."""
+    import logging
+
+    os.environ.setdefault("KEDRO_LOGGING_CONFIG", str(Path(__file__).with_name("logging.yml")))
+    # Node failures are reported once, by the CLI, with the fix; not again by Kedro's logger.
+    logging.getLogger("kedro").setLevel(logging.CRITICAL)
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _rank() -> int:
+    """Non-zero in the extra processes Lightning's DDP launcher starts."""
+    return int(os.environ.get("LOCAL_RANK", "0") or 0) + int(os.environ.get("NODE_RANK", "0") or 0)
+
+
+def run_stage(root: Path, project: str, stage: str) -> None:
+    from shipyard.engine.pipeline import NODES, build_catalog, build_pipeline
+
+    paths = ProjectPaths.of(root, project)
+    names = [s.name for s in NODES]
+    if stage not in names:
+        raise ConfigError(f"unknown stage {stage!r}", value=stage, fix="use one of: " + ", ".join(names))
+    if not paths.params_yaml.is_file():
+        raise ConfigError(
+            f"{paths.rel(paths.params_yaml)} does not exist",
+            fix=f"compile the project first: shipyard compile {project}",
+        )
+    config = yaml.safe_load(paths.params_yaml.read_text())
+    _quiet_kedro()
+    from kedro.runner import SequentialRunner
+
+    spec = next(s for s in NODES if s.name == stage)
+    memory = spec.outputs if _rank() > 0 else ()
+    catalog = build_catalog(config, paths, memory_outputs=memory)
+    SequentialRunner().run(build_pipeline(only=stage), catalog)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m shipyard.engine.stage TEAM/NAME STAGE", file=sys.stderr)
+        return 2
+    try:
+        run_stage(find_root(), args[0], args[1])
+    except ShipyardError as exc:
+        print(exc.render(), file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

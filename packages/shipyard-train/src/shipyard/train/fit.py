@@ -1,0 +1,202 @@
+"""Train a model with Lightning: seeded, resumable after a kill, early-stopped.
+
+Resuming: checkpoints live in a work folder beside the bundle, keyed by a fingerprint of every
+input that shapes the result. A run killed mid-way resumes from ``last.ckpt`` when the
+fingerprint still matches; a changed input starts clean. Shuffling and dropout are seeded per
+epoch (seed + epoch), so a resumed run ends with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shutil
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as L
+import pandas as pd
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+
+from shipyard.core.features import Preprocessor
+from shipyard.core.hashing import json_sha256
+from shipyard.train.bundle import ModelBundle, build_network
+from shipyard.train.data import make_loader
+from shipyard.train.module import TaskModule
+
+__all__ = ["TrainResult", "make_trainer", "train_model"]
+
+# Lightning announces hardware and tips at INFO on every run; keep the output to the progress bar.
+logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+
+FINGERPRINT = "fingerprint.json"
+
+
+class EpochSeed(Callback):
+    """Reseed torch at each epoch start, so dropout depends on (seed, epoch) only."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        torch.manual_seed(self.seed + 1000 + trainer.current_epoch)
+
+
+class TrainResult:
+    def __init__(self, bundle: ModelBundle, curve: pd.DataFrame, report: dict[str, Any], is_global_zero: bool) -> None:
+        self.bundle, self.curve, self.report, self.is_global_zero = bundle, curve, report, is_global_zero
+
+
+def make_trainer(conf: dict[str, Any], callbacks: list[Callback], logger: Any, root: Path) -> L.Trainer:
+    return L.Trainer(
+        accelerator=conf["accelerator"],
+        devices=conf["devices"],
+        num_nodes=conf["num_nodes"],
+        strategy=conf["strategy"],
+        precision=conf["precision"],
+        max_epochs=conf["max_epochs"],
+        min_epochs=conf["min_epochs"],
+        deterministic=conf["deterministic"],
+        enable_progress_bar=conf["progress_bar"],
+        log_every_n_steps=conf["log_every_n_steps"],
+        gradient_clip_val=conf["gradient_clip_val"],
+        callbacks=callbacks,
+        logger=logger,
+        default_root_dir=str(root),
+        enable_model_summary=False,
+    )
+
+
+def _fingerprint(train: pd.DataFrame, val: pd.DataFrame, state: dict[str, Any], conf: dict[str, Any]) -> str:
+    frames = [int(pd.util.hash_pandas_object(f, index=False).sum() % (1 << 61)) for f in (train, val)]
+    trainer = {k: v for k, v in conf["trainer"].items() if k != "progress_bar"}
+    return json_sha256({"frames": frames, "state": state, **conf, "trainer": trainer})
+
+
+def _prepare_workdir(workdir: Path, fingerprint: str) -> Path | None:
+    """Return the checkpoint to resume from, wiping checkpoints of other inputs."""
+    marker = workdir / FINGERPRINT
+    if marker.is_file() and json.loads(marker.read_text()).get("fingerprint") == fingerprint:
+        last = workdir / "last.ckpt"
+        return last if last.is_file() else None
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"fingerprint": fingerprint}))
+    return None
+
+
+def _curve(log_dir: Path) -> pd.DataFrame:
+    path = log_dir / "metrics.csv"
+    if not path.is_file():
+        return pd.DataFrame({"epoch": []})
+    raw = pd.read_csv(path)
+    curve = raw.drop(columns=[c for c in ("step",) if c in raw.columns]).groupby("epoch").last()
+    return curve.reset_index().sort_values("epoch")
+
+
+def train_model(
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    state: dict[str, Any],
+    conf: dict[str, Any],
+    workdir: Path,
+) -> TrainResult:
+    """Fit the model ``conf`` (keys: model, optim, trainer, seed, project) describes."""
+    pre = Preprocessor.from_state(state)
+    seed, tconf = int(conf["seed"]), conf["trainer"]
+    fingerprint = _fingerprint(train, val, state, conf)
+    resume = _prepare_workdir(workdir, fingerprint)
+    L.seed_everything(seed, workers=True, verbose=False)
+    torch.use_deterministic_algorithms(bool(tconf["deterministic"]), warn_only=True)
+    net = build_network(conf["model"], pre)
+    module = TaskModule(net, pre, conf["optim"])
+    es = tconf["early_stopping"]
+    monitor = es["monitor"]
+    checkpoint = ModelCheckpoint(
+        dirpath=str(workdir), filename="best", monitor=monitor, mode=es["mode"], save_top_k=1, save_last=True
+    )
+    callbacks: list[Callback] = [checkpoint, EpochSeed(seed)]
+    if es["enabled"]:
+        callbacks.append(
+            EarlyStopping(monitor=monitor, mode=es["mode"], patience=es["patience"], min_delta=es["min_delta"])
+        )
+    logger = CSVLogger(save_dir=str(workdir), name="logs", version="")
+    trainer = make_trainer(tconf, callbacks, logger, workdir)
+    batch = int(tconf["batch_size"])
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*Checkpoint directory.*exists and is not empty.*")
+        warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")
+        trainer.fit(
+            module,
+            make_loader(train, pre, batch, seed),
+            make_loader(val, pre, max(batch, 256), None),
+            ckpt_path=str(resume) if resume else None,
+        )
+    seconds = time.perf_counter() - started
+    best = checkpoint.best_model_path
+    if best and Path(best).is_file():
+        weights = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+        module.load_state_dict(weights)
+    module.net.cpu().eval()
+    epochs = int(trainer.current_epoch)
+    trained_epochs = epochs - (int(torch.load(resume, map_location="cpu", weights_only=True)["epoch"]) + 1 if resume else 0)
+    score = checkpoint.best_model_score
+    report = {
+        "epochs": epochs,
+        "resumed": bool(resume),
+        "stopped_early": bool(es["enabled"] and trainer.should_stop and epochs < tconf["max_epochs"]),
+        "best_score": float(score) if score is not None else None,
+        "monitor": monitor,
+        "train_seconds": round(seconds, 3),
+        "samples_per_second": round(len(train) * max(trained_epochs, 0) / seconds, 1) if seconds > 0 else None,
+        "hardware": {
+            "accelerator": tconf["accelerator"],
+            "devices": tconf["devices"],
+            "strategy": tconf["strategy"],
+            "precision": tconf["precision"],
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "cpu": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(),
+        },
+        "torch": torch.__version__,
+        "lightning": L.__version__,
+    }
+    meta = {
+        "project": conf["project"],
+        "task": pre.task,
+        "model": conf["model"],
+        "seed": seed,
+        "feature_schema": _feature_schema(train, pre),
+        "target": pre.target,
+        "classes": pre.classes,
+    }
+    curve = _curve(workdir / "logs")
+    result = TrainResult(ModelBundle(meta=meta, preprocessor=pre, net=module.net), curve, report, trainer.is_global_zero)
+    if trainer.is_global_zero:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return result
+
+
+def _feature_schema(train: pd.DataFrame, pre: Preprocessor) -> list[dict[str, Any]]:
+    """Name, type and the range seen in training, per feature (used to check requests)."""
+    schema = []
+    for name in pre.features:
+        column = train[name]
+        schema.append(
+            {
+                "name": name,
+                "dtype": "float",
+                "min": float(column.min()),
+                "max": float(column.max()),
+                "nullable": bool(column.isna().any()),
+            }
+        )
+    return schema
