@@ -158,6 +158,17 @@ def _schema_keys(full_key: str) -> list[str]:
     return [f.name for f in dataclasses.fields(node)] if dataclasses.is_dataclass(node) else []
 
 
+def _model_fields(root: Path, project: str, overrides: list[str]) -> list[str]:
+    """The parameters the chosen model takes, composing again without the bad override."""
+    from shipyard.core.registry import component_schema
+
+    try:
+        cfg = compose(project, overrides, root=root)
+        return [f.name for f in dataclasses.fields(component_schema(str(cfg.model._target_)))]
+    except ConfigError:
+        return []
+
+
 def _override_for(key: str, overrides: list[str]) -> str | None:
     for item in overrides:
         if item.lstrip("+~").split("=", 1)[0] == key:
@@ -168,7 +179,14 @@ def _override_for(key: str, overrides: list[str]) -> str | None:
 def _translate(exc: Exception, root: Path, project: str, overrides: list[str]) -> ConfigError:
     from hydra.errors import OverrideParseException
 
-    cause = exc.__cause__ or exc
+    from omegaconf.errors import OmegaConfBaseException
+
+    cause: BaseException = exc
+    while not isinstance(cause, OmegaConfBaseException):
+        inner = cause.__cause__ or cause.__context__
+        if inner is None:
+            break
+        cause = inner
     text = str(exc)
     if isinstance(exc, OverrideParseException):
         bad = next((o for o in overrides if o in text or "=" not in o), None)
@@ -188,10 +206,15 @@ def _translate(exc: Exception, root: Path, project: str, overrides: list[str]) -
     where = f"override {where!r}" if where else (
         f"conf/{in_file.group(1)}.yaml" if in_file else f"conf/project/{project}.yaml"
     )
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
     msg = getattr(cause, "msg", None) or text.splitlines()[0]
-    if full_key and ("not in" in msg or "Could not override" in text or "Key '" in msg):
+    unknown = isinstance(cause, (ConfigKeyError, ConfigAttributeError)) or "Could not override" in text
+    if full_key and unknown:
         leaf = full_key.split(".")[-1]
         siblings = _schema_keys(full_key)
+        if not siblings and full_key.startswith("model."):
+            siblings = _model_fields(root, project, [o for o in overrides if o != _override_for(full_key, overrides)])
         return ConfigError(
             f"unknown key {full_key}{did_you_mean(leaf, siblings)}",
             where=where,
