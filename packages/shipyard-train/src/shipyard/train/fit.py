@@ -2,8 +2,8 @@
 
 Resuming: checkpoints live in a work folder beside the bundle, keyed by a fingerprint of every
 input that shapes the result. A run killed mid-way resumes from ``last.ckpt`` when the
-fingerprint still matches; a changed input starts clean. Shuffling and dropout are seeded per
-epoch (seed + epoch), so a resumed run ends with the same weights as an uninterrupted one.
+fingerprint still matches; a changed input starts clean. Shuffling is seeded per epoch and
+dropout per batch, so a resumed run ends with the same weights as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -38,14 +38,15 @@ logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
 FINGERPRINT = "fingerprint.json"
 
 
-class EpochSeed(Callback):
-    """Reseed torch at each epoch start, so dropout depends on (seed, epoch) only."""
+class BatchSeed(Callback):
+    """Reseed torch before every training batch, so dropout depends on (seed, epoch, batch)
+    only, whatever else drew random numbers before (a resumed run draws differently)."""
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
 
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        torch.manual_seed(self.seed + 1000 + trainer.current_epoch)
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        torch.manual_seed((self.seed * 1_000_003 + trainer.current_epoch * 10_007 + batch_idx) % (1 << 63))
 
 
 class TrainResult:
@@ -92,6 +93,7 @@ def _prepare_workdir(workdir: Path, fingerprint: str) -> Path | None:
 
 
 def _curve(log_dir: Path) -> pd.DataFrame:
+    """One row per epoch from the CSV logger's metrics file (empty when there is none)."""
     path = log_dir / "metrics.csv"
     if not path.is_file():
         return pd.DataFrame({"epoch": []})
@@ -119,14 +121,16 @@ def train_model(
     es = tconf["early_stopping"]
     monitor = es["monitor"]
     checkpoint = ModelCheckpoint(
-        dirpath=str(workdir), filename="best", monitor=monitor, mode=es["mode"], save_top_k=1, save_last=True
+        dirpath=str(workdir), filename="best", monitor=monitor, mode=es["mode"], save_top_k=1, save_last=True, save_on_train_epoch_end=True
     )
-    callbacks: list[Callback] = [checkpoint, EpochSeed(seed)]
+    callbacks: list[Callback] = [checkpoint, BatchSeed(seed)]
     if es["enabled"]:
         callbacks.append(
             EarlyStopping(monitor=monitor, mode=es["mode"], patience=es["patience"], min_delta=es["min_delta"])
         )
     logger = CSVLogger(save_dir=str(workdir), name="logs", version="")
+    # The CSV logger starts a fresh file on resume: keep the epochs logged before the kill.
+    before = _curve(workdir / "logs") if resume else pd.DataFrame({"epoch": []})
     trainer = make_trainer(tconf, callbacks, logger, workdir)
     batch = int(tconf["batch_size"])
     started = time.perf_counter()
@@ -134,6 +138,7 @@ def train_model(
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*Checkpoint directory.*exists and is not empty.*")
         warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")
+        warnings.filterwarnings("ignore", message=".*logs directory.*exists and is not empty.*")
         trainer.fit(
             module,
             make_loader(train, pre, batch, seed),
@@ -178,7 +183,9 @@ def train_model(
         "target": pre.target,
         "classes": pre.classes,
     }
-    curve = _curve(workdir / "logs")
+    after = _curve(workdir / "logs")
+    before = before[before["epoch"] < (after["epoch"].min() if len(after) else float("inf"))]
+    curve = pd.concat([before, after], ignore_index=True) if len(before) else after
     result = TrainResult(ModelBundle(meta=meta, preprocessor=pre, net=module.net), curve, report, trainer.is_global_zero)
     if trainer.is_global_zero:
         shutil.rmtree(workdir, ignore_errors=True)
