@@ -13,7 +13,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-QUIET = {"KEDRO_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "DVC_NO_ANALYTICS": "1", "BENTOML_DO_NOT_TRACK": "True"}
+QUIET = {
+    "KEDRO_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "1",
+    "DVC_NO_ANALYTICS": "1",
+    "BENTOML_DO_NOT_TRACK": "True",
+}
 
 
 def cli_env(repo: Path) -> dict[str, str]:
@@ -42,7 +47,9 @@ class Repo:
             raise AssertionError(f"shipyard {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
         return proc
 
-    def train(self, project: str, *overrides: str, check: bool = True) -> tuple[list[str], subprocess.CompletedProcess[str]]:
+    def train(
+        self, project: str, *overrides: str, check: bool = True
+    ) -> tuple[list[str], subprocess.CompletedProcess[str]]:
         """Train; return the stages that ran (in order) and the process."""
         proc = self.run("train", project, *overrides, check=check)
         ran = [line[2:].strip() for line in proc.stderr.splitlines() if line.startswith("▶ ")]

@@ -6,20 +6,25 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from shipyard.engine.cli import main
 
 from .conftest import ROOT, make_repo
 
 CASES = [
     # (overrides, words the message must contain)
-    (["trainer.max_epoch=3"], ["unknown key trainer.max_epoch", 'did you mean "max_epochs"', "override 'trainer.max_epoch=3'"]),
+    (
+        ["trainer.max_epoch=3"],
+        ["unknown key trainer.max_epoch", 'did you mean "max_epochs"', "override 'trainer.max_epoch=3'"],
+    ),
     (["trainer.max_epochs=abc"], ["trainer.max_epochs", "'abc'", "override 'trainer.max_epochs=abc'"]),
     (["trainer=gpux"], ["unknown option 'gpux' for config group 'trainer'", 'did you mean "gpu"', "cpu, ddp, gpu"]),
     (["trainer.max_epochs=[1"], ["bad override syntax", "key=value"]),
     (["model.hiden=[8]"], ["model.hiden", 'did you mean "hidden"', "hidden, dropout, activation"]),
     (["model._target_=os.system"], ["'os.system' is not a registered component", "shipyard.train.models.MLP"]),
-    (["project.task=binray"], ["unknown task 'binray'", 'did you mean "binary"', "conf/project/tabular/breast_cancer.yaml"]),
+    (
+        ["project.task=binray"],
+        ["unknown task 'binray'", 'did you mean "binary"', "conf/project/tabular/breast_cancer.yaml"],
+    ),
     (["split.test=0.5"], ["split fractions add up to 1.35", "split.train + split.val + split.test"]),
     (["data.target=???"], ["required value data.target is not set", "conf/project/tabular/breast_cancer.yaml"]),
 ]

@@ -68,7 +68,7 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(repo_factory) 
 
 def test_ddp_on_cpu_with_two_processes(repo_factory) -> None:  # type: ignore[no-untyped-def]
     repo: Repo = repo_factory()
-    ran, proc = repo.train(BC, "trainer=ddp", "trainer.max_epochs=2", "trainer.progress_bar=false")
+    ran, _proc = repo.train(BC, "trainer=ddp", "trainer.max_epochs=2", "trainer.progress_bar=false")
     assert ran[-2:] == ["train", "evaluate"]
     report = (repo.data(BC) / "08_reporting" / "train_report.json").read_text()
     assert '"strategy": "ddp"' in report and '"devices": 2' in report

@@ -55,25 +55,43 @@ def test_train_then_rerun_only_what_changed(repo_factory) -> None:  # type: igno
     assert ran == ["evaluate"]
 
     # The split: split onward, never ingest.
-    ran, _ = repo.train(BC, "trainer.max_epochs=3", "trainer.progress_bar=false", "evaluate.latency_repeats=10", "split.val=0.2", "split.train=0.65")
+    ran, _ = repo.train(
+        BC,
+        "trainer.max_epochs=3",
+        "trainer.progress_bar=false",
+        "evaluate.latency_repeats=10",
+        "split.val=0.2",
+        "split.train=0.65",
+    )
     assert ran == ["split", "fit_preprocessing", "train", "evaluate"]
 
     # One byte of the raw file: everything from ingest.
     raw.write_text(raw.read_text().replace("\n1", "\n2", 1))
-    ran, _ = repo.train(BC, "trainer.max_epochs=3", "trainer.progress_bar=false", "evaluate.latency_repeats=10", "split.val=0.2", "split.train=0.65")
+    ran, _ = repo.train(
+        BC,
+        "trainer.max_epochs=3",
+        "trainer.progress_bar=false",
+        "evaluate.latency_repeats=10",
+        "split.val=0.2",
+        "split.train=0.65",
+    )
     assert ran[0] == "ingest"
 
 
 def test_plain_dvc_repro_runs_the_compiled_pipeline(repo_factory) -> None:  # type: ignore[no-untyped-def]
     repo: Repo = repo_factory()
-    ran, _ = repo.train(BC, *FAST)
+    _ran, _ = repo.train(BC, *FAST)
     params_file = repo.path / "pipelines" / BC / "params.yaml"
     params = yaml.safe_load(params_file.read_text())
     params["trainer"]["max_epochs"] = 2
     params_file.write_text(yaml.safe_dump(params))
     dvc = str(Path(sys.executable).parent / "dvc")
     proc = subprocess.run(
-        [dvc, "repro", f"pipelines/{BC}/dvc.yaml"], cwd=repo.path, env=cli_env(repo.path), capture_output=True, text=True
+        [dvc, "repro", f"pipelines/{BC}/dvc.yaml"],
+        cwd=repo.path,
+        env=cli_env(repo.path),
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stderr + proc.stdout
     out = proc.stdout + proc.stderr
@@ -81,7 +99,13 @@ def test_plain_dvc_repro_runs_the_compiled_pipeline(repo_factory) -> None:  # ty
     assert "Running stage 'pipelines/tabular/breast_cancer/dvc.yaml:ingest'" not in out
     report = json.loads((repo.data(BC) / "08_reporting" / "train_report.json").read_text())
     assert report["epochs"] == 2
-    status = subprocess.run([dvc, "status", f"pipelines/{BC}/dvc.yaml"], cwd=repo.path, env=cli_env(repo.path), capture_output=True, text=True)
+    status = subprocess.run(
+        [dvc, "status", f"pipelines/{BC}/dvc.yaml"],
+        cwd=repo.path,
+        env=cli_env(repo.path),
+        capture_output=True,
+        text=True,
+    )
     assert "up to date" in status.stdout
 
 

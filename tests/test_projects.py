@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import yaml
-
 from shipyard.core.compose import compose, list_projects, to_dict
 from shipyard.core.paths import ProjectPaths
 from shipyard.engine.compiler import render

@@ -52,8 +52,7 @@ def compose(project: str, overrides: list[str] | tuple[str, ...] = (), *, root: 
         raise ConfigError(
             f"unknown project {project!r}{did_you_mean(project, list_projects(root))}",
             value=project,
-            fix=f"create conf/project/{team}/{name}.yaml or pick one of: "
-            + ", ".join(list_projects(root)),
+            fix=f"create conf/project/{team}/{name}.yaml or pick one of: " + ", ".join(list_projects(root)),
         )
     layers = []
     if (root / "conf" / "team" / f"{team}.yaml").is_file():
@@ -90,7 +89,6 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 def _validate(cfg: Any, root: Path, project: str) -> None:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
-
     from shipyard.core.registry import component_schema
 
     where = f"conf/project/{project}.yaml"
@@ -178,7 +176,6 @@ def _override_for(key: str, overrides: list[str]) -> str | None:
 
 def _translate(exc: Exception, root: Path, project: str, overrides: list[str]) -> ConfigError:
     from hydra.errors import OverrideParseException
-
     from omegaconf.errors import OmegaConfBaseException
 
     cause: BaseException = exc
@@ -203,8 +200,10 @@ def _translate(exc: Exception, root: Path, project: str, overrides: list[str]) -
     full_key = getattr(cause, "full_key", None) or (m.group(1) if (m := _FULL_KEY.search(text)) else None)
     in_file = _IN_FILE.search(text)
     where = _override_for(full_key, overrides) if full_key else None
-    where = f"override {where!r}" if where else (
-        f"conf/{in_file.group(1)}.yaml" if in_file else f"conf/project/{project}.yaml"
+    where = (
+        f"override {where!r}"
+        if where
+        else (f"conf/{in_file.group(1)}.yaml" if in_file else f"conf/project/{project}.yaml")
     )
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 

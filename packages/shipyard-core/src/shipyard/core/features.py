@@ -91,7 +91,8 @@ class Preprocessor:
             raise DataError(
                 f"input lacks feature column(s) {', '.join(map(repr, missing[:5]))}",
                 key=missing[0],
-                fix="provide every feature the model was trained on: " + ", ".join(self.features[:10])
+                fix="provide every feature the model was trained on: "
+                + ", ".join(self.features[:10])
                 + (" ..." if len(self.features) > 10 else ""),
             )
         columns = []

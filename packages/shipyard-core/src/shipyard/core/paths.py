@@ -30,8 +30,7 @@ def find_root(start: Path | None = None) -> Path:
             return candidate
     raise ConfigError(
         f"no Shipyard repository found at or above {here}",
-        fix="run the command inside the repository (the folder with conf/config.yaml) "
-        "or set SHIPYARD_ROOT",
+        fix="run the command inside the repository (the folder with conf/config.yaml) or set SHIPYARD_ROOT",
     )
 
 

@@ -35,8 +35,7 @@ def _check_registered(target: str, key: str) -> str:
             f"_target_ {target!r} is not a registered component{did_you_mean(target, targets)}",
             key=key,
             value=target,
-            fix=f"name one of: {known}; a team registers its own under the "
-            f"'{GROUP}' entry point group of its package",
+            fix=f"name one of: {known}; a team registers its own under the '{GROUP}' entry point group of its package",
         )
     return targets[target]
 

@@ -9,7 +9,7 @@ the schema their ``_target_`` registered (see :mod:`shipyard.core.registry`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from omegaconf import MISSING
 
@@ -46,19 +46,19 @@ class ProjectConf:
 @dataclass
 class SourceConf:
     kind: str = MISSING
-    path: Optional[str] = None
-    name: Optional[str] = None
-    fetch: Optional[str] = None
+    path: str | None = None
+    name: str | None = None
+    fetch: str | None = None
 
 
 @dataclass
 class DataConf:
     source: SourceConf = field(default_factory=SourceConf)
     target: str = MISSING
-    key: Optional[str] = None
-    features: Optional[list[str]] = None
+    key: str | None = None
+    features: list[str] | None = None
     drop: list[str] = field(default_factory=list)
-    shape: Optional[list[int]] = None
+    shape: list[int] | None = None
 
 
 @dataclass
@@ -93,7 +93,7 @@ class TrainerConf:
     max_epochs: int = 30
     min_epochs: int = 1
     batch_size: int = 64
-    gradient_clip_val: Optional[float] = None
+    gradient_clip_val: float | None = None
     deterministic: bool = True
     progress_bar: bool = True
     log_every_n_steps: int = 5
@@ -117,7 +117,7 @@ class EvaluateConf:
 @dataclass
 class EnvConf:
     name: str = "local"
-    dvc_remote: Optional[str] = None
+    dvc_remote: str | None = None
 
 
 @dataclass

@@ -55,9 +55,7 @@ def read_source(source: dict[str, Any], root: Path) -> pd.DataFrame:
     if kind == "sklearn":
         return _sklearn_frame(str(source.get("name")))
     if not source.get("path"):
-        raise ConfigError(
-            f"a {kind} source needs a path", key="data.source.path", fix="set data.source.path"
-        )
+        raise ConfigError(f"a {kind} source needs a path", key="data.source.path", fix="set data.source.path")
     path = root / str(source["path"])
     if not path.is_file():
         raise DataError(
@@ -67,7 +65,7 @@ def read_source(source: dict[str, Any], root: Path) -> pd.DataFrame:
         )
     try:
         return pd.read_csv(path) if kind == "csv" else pd.read_parquet(path)
-    except Exception as exc:  # noqa: BLE001 - any reader failure is a data problem here
+    except Exception as exc:
         raise DataError(
             f"cannot read {kind} file {source['path']}: {exc}",
             where=str(source["path"]),
@@ -131,9 +129,7 @@ def ingest(data: dict[str, Any], root: Path) -> pd.DataFrame:
             key="data.key",
             fix="pick a unique key column, or remove data.key to number rows",
         )
-    features = data.get("features") or [
-        c for c in columns if c not in {target, key, *data.get("drop", [])}
-    ]
+    features = data.get("features") or [c for c in columns if c not in {target, key, *data.get("drop", [])}]
     unknown = [c for c in features if c not in frame.columns]
     if unknown:
         raise DataError(

@@ -63,7 +63,7 @@ def split_frame(
         "kind": kind,
         "seed": seed,
         "key": str(key),
-        "counts": {name: len(p) for name, p in zip(("train", "val", "test"), parts)},
-        "keys": {name: p[key].tolist() for name, p in zip(("train", "val", "test"), parts)},
+        "counts": {name: len(p) for name, p in zip(("train", "val", "test"), parts, strict=True)},
+        "keys": {name: p[key].tolist() for name, p in zip(("train", "val", "test"), parts, strict=True)},
     }
     return parts[0], parts[1], parts[2], manifest

@@ -104,7 +104,9 @@ def _parser() -> argparse.ArgumentParser:
     with_project("compile", "write pipelines/<team>/<name>/dvc.yaml and params.yaml").set_defaults(func=cmd_compile)
     p = with_project("train", "compose, validate, compile and `dvc repro` a project")
     p.add_argument("--force", action="store_true", help="rerun every stage (dvc repro --force)")
-    p.add_argument("--subprocess", action="store_true", help="run each stage in its own process, as plain dvc repro does")
+    p.add_argument(
+        "--subprocess", action="store_true", help="run each stage in its own process, as plain dvc repro does"
+    )
     p.set_defaults(func=cmd_train)
     sub.add_parser("projects", help="list the projects under conf/project/").set_defaults(func=cmd_projects)
     p = sub.add_parser("stage", help="run one compiled stage (what dvc.yaml calls)")

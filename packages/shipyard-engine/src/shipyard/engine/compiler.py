@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from shipyard.core.atomic import write_text
 from shipyard.core.paths import ProjectPaths
 from shipyard.engine.pipeline import DATASETS, NODES, param_keys
@@ -82,7 +81,7 @@ def render(config: dict[str, Any], paths: ProjectPaths) -> tuple[str, str]:
 def compile_project(config: dict[str, Any], paths: ProjectPaths) -> bool:
     """Write the project's ``dvc.yaml`` and ``params.yaml``; True when either changed."""
     changed = False
-    for target, text in zip((paths.dvc_yaml, paths.params_yaml), render(config, paths)):
+    for target, text in zip((paths.dvc_yaml, paths.params_yaml), render(config, paths), strict=True):
         if not target.is_file() or target.read_text() != text:
             write_text(target, text)
             changed = True

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from kedro.io import AbstractDataset
-
 from shipyard.core.atomic import atomic_path, write_json
 
 __all__ = ["BundleDataset", "CsvFrame", "JsonData", "ParquetFrame"]

@@ -49,7 +49,9 @@ def train(
     return result.bundle, result.curve, result.report
 
 
-def evaluate(bundle: Any, val: Any, test: Any, conf: dict[str, Any], runtime: dict[str, Any]) -> tuple[dict[str, float], Any]:
+def evaluate(
+    bundle: Any, val: Any, test: Any, conf: dict[str, Any], runtime: dict[str, Any]
+) -> tuple[dict[str, float], Any]:
     from shipyard.train.evaluate import confusion_rows, evaluate_bundle
 
     weights = Path(runtime["bundle_dir"]) / "weights.safetensors"

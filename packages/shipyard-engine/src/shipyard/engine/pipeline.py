@@ -147,7 +147,6 @@ def build_catalog(config: dict[str, Any], paths: ProjectPaths, *, memory_outputs
     ``memory_outputs`` keeps those datasets in memory (non-zero DDP ranks must not write).
     """
     from kedro.io import DataCatalog, MemoryDataset
-
     from shipyard.engine.datasets import BundleDataset, CsvFrame, JsonData, ParquetFrame
 
     kinds = {"parquet": ParquetFrame, "csv": CsvFrame, "json": JsonData, "bundle": BundleDataset}

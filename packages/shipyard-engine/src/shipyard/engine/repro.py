@@ -100,7 +100,6 @@ def reproduce(
     import dvc.stage.run as dvc_run
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
-
     from shipyard.engine.pipeline import NODES
     from shipyard.engine.stage import run_stage
 

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import yaml
-
 from shipyard.core.errors import ConfigError, ShipyardError
 from shipyard.core.paths import ProjectPaths, find_root
 

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from shipyard.core.atomic import atomic_dir
 from shipyard.core.errors import DataError
 from shipyard.core.features import Preprocessor

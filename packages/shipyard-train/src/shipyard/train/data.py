@@ -7,9 +7,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Sampler, TensorDataset
-
 from shipyard.core.features import Preprocessor
+from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 __all__ = ["EpochShuffle", "make_loader", "tensors"]
 

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
 from shipyard.train.bundle import ModelBundle
 from shipyard.train.metrics import compute_metrics
 
@@ -21,7 +20,9 @@ def _truth(bundle: ModelBundle, frame: pd.DataFrame) -> np.ndarray:
     return pre.encode_target(frame[pre.target].tolist())
 
 
-def latency(bundle: ModelBundle, frame: pd.DataFrame, batch_size: int, repeats: int, warmup: int) -> tuple[float, float]:
+def latency(
+    bundle: ModelBundle, frame: pd.DataFrame, batch_size: int, repeats: int, warmup: int
+) -> tuple[float, float]:
     """p50 and p95 milliseconds *per row* of preprocessing + forward at ``batch_size``."""
     rows = frame.iloc[np.arange(batch_size) % len(frame)]
     raw = bundle.preprocessor.raw_matrix(rows)
@@ -39,7 +40,9 @@ def latency(bundle: ModelBundle, frame: pd.DataFrame, batch_size: int, repeats: 
 def confusion_rows(bundle: ModelBundle, frame: pd.DataFrame) -> pd.DataFrame:
     """(actual, predicted) per test row, for DVC's confusion-matrix plot."""
     labels = bundle.labels(bundle.predict_scores(frame))
-    return pd.DataFrame({"actual": frame[bundle.preprocessor.target].astype(str).tolist(), "predicted": [str(v) for v in labels]})
+    return pd.DataFrame(
+        {"actual": frame[bundle.preprocessor.target].astype(str).tolist(), "predicted": [str(v) for v in labels]}
+    )
 
 
 def evaluate_bundle(

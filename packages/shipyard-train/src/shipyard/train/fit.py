@@ -23,7 +23,6 @@ import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
-
 from shipyard.core.features import Preprocessor
 from shipyard.core.hashing import json_sha256
 from shipyard.train.bundle import ModelBundle, build_network
@@ -45,7 +44,9 @@ class BatchSeed(Callback):
     def __init__(self, seed: int) -> None:
         self.seed = seed
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         torch.manual_seed((self.seed * 1_000_003 + trainer.current_epoch * 10_007 + batch_idx) % (1 << 63))
 
 
@@ -121,7 +122,13 @@ def train_model(
     es = tconf["early_stopping"]
     monitor = es["monitor"]
     checkpoint = ModelCheckpoint(
-        dirpath=str(workdir), filename="best", monitor=monitor, mode=es["mode"], save_top_k=1, save_last=True, save_on_train_epoch_end=True
+        dirpath=str(workdir),
+        filename="best",
+        monitor=monitor,
+        mode=es["mode"],
+        save_top_k=1,
+        save_last=True,
+        save_on_train_epoch_end=True,
     )
     callbacks: list[Callback] = [checkpoint, BatchSeed(seed)]
     if es["enabled"]:
@@ -152,7 +159,9 @@ def train_model(
         module.load_state_dict(weights)
     module.net.cpu().eval()
     epochs = int(trainer.current_epoch)
-    trained_epochs = epochs - (int(torch.load(resume, map_location="cpu", weights_only=True)["epoch"]) + 1 if resume else 0)
+    trained_epochs = epochs - (
+        int(torch.load(resume, map_location="cpu", weights_only=True)["epoch"]) + 1 if resume else 0
+    )
     score = checkpoint.best_model_score
     report = {
         "epochs": epochs,
@@ -186,7 +195,9 @@ def train_model(
     after = _curve(workdir / "logs")
     before = before[before["epoch"] < (after["epoch"].min() if len(after) else float("inf"))]
     curve = pd.concat([before, after], ignore_index=True) if len(before) else after
-    result = TrainResult(ModelBundle(meta=meta, preprocessor=pre, net=module.net), curve, report, trainer.is_global_zero)
+    result = TrainResult(
+        ModelBundle(meta=meta, preprocessor=pre, net=module.net), curve, report, trainer.is_global_zero
+    )
     if trainer.is_global_zero:
         shutil.rmtree(workdir, ignore_errors=True)
     return result

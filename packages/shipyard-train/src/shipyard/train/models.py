@@ -7,9 +7,8 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
-
 from shipyard.core.errors import ConfigError
+from torch import nn
 
 __all__ = ["CNN", "MLP"]
 

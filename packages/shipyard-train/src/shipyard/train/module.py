@@ -7,7 +7,6 @@ from typing import Any
 import lightning.pytorch as L
 import torch
 import torch.nn.functional as F
-
 from shipyard.core.errors import ConfigError
 from shipyard.core.features import Preprocessor
 from shipyard.train.metrics import compute_metrics

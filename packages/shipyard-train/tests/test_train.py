@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from shipyard.core.errors import ConfigError, DataError
+from shipyard.core.features import Preprocessor
+from shipyard.train.bundle import ModelBundle, build_network
+from shipyard.train.data import EpochShuffle
+from shipyard.train.metrics import compute_metrics
+
+MLP = {"_target_": "shipyard.train.models.MLP", "hidden": [8], "dropout": 0.0, "activation": "relu"}
+CNN = {"_target_": "shipyard.train.models.CNN", "channels": [4], "kernel_size": 3, "hidden": 8, "dropout": 0.0}
+
+
+def _pre(task: str = "multiclass", n: int = 4, shape: list[int] | None = None) -> Preprocessor:
+    return Preprocessor(
+        task=task,
+        features=[f"f{i}" for i in range(n)],
+        target="y",
+        mean=[0.0] * n,
+        scale=[1.0] * n,
+        fill=[0.0] * n,
+        classes=[0, 1, 2] if task == "multiclass" else [0, 1],
+        shape=shape,
+    )
+
+
+@pytest.mark.parametrize(("model", "shape"), [(MLP, None), (CNN, [1, 2, 2])])
+def test_networks_map_rows_to_outputs(model: dict[str, object], shape: list[int] | None) -> None:
+    net = build_network(model, _pre(shape=shape))
+    assert net(torch.zeros(5, 4)).shape == (5, 3)
+
+
+def test_cnn_needs_a_shape() -> None:
+    with pytest.raises(ConfigError, match=r"data\.shape"):
+        build_network(CNN, _pre(shape=None))
+
+
+def test_unregistered_target_is_refused() -> None:
+    with pytest.raises(ConfigError, match="not a registered component"):
+        build_network({"_target_": "torch.nn.Linear"}, _pre())
+
+
+def test_bundle_round_trip_without_pickle(tmp_path: Path) -> None:
+    pre = _pre()
+    torch.manual_seed(0)
+    bundle = ModelBundle(meta={"model": MLP, "task": "multiclass"}, preprocessor=pre, net=build_network(MLP, pre))
+    bundle.save(tmp_path / "b")
+    files = sorted(p.name for p in (tmp_path / "b").iterdir())
+    assert files == ["bundle.json", "weights.safetensors"]
+    header_len = int.from_bytes((tmp_path / "b" / "weights.safetensors").read_bytes()[:8], "little")
+    assert header_len < 10_000, "safetensors starts with its JSON header length, pickle does not"
+    loaded = ModelBundle.load(tmp_path / "b")
+    frame = pd.DataFrame(np.random.default_rng(0).normal(size=(6, 4)), columns=pre.features)
+    np.testing.assert_array_equal(loaded.predict_scores(frame), bundle.predict_scores(frame))
+    assert json.loads((tmp_path / "b" / "bundle.json").read_text())["weights_sha256"] == loaded.weights_sha256
+    np.testing.assert_allclose(loaded.predict_scores(frame).sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_loading_something_else_fails_clearly(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="is not a model bundle"):
+        ModelBundle.load(tmp_path)
+
+
+def test_epoch_shuffle_depends_on_seed_and_epoch_only() -> None:
+    a, b = EpochShuffle(50, seed=3), EpochShuffle(50, seed=3)
+    first = list(a)
+    a.set_epoch(1)
+    second = list(a)
+    b.set_epoch(1)
+    assert first != second and list(b) == second and sorted(first) == list(range(50))
+
+
+def test_metrics_per_task() -> None:
+    y = np.array([0, 1, 1, 0])
+    binary = compute_metrics("binary", y, np.array([0.1, 0.9, 0.4, 0.2]), 2)
+    assert binary["accuracy"] == pytest.approx(0.75) and binary["recall"] == pytest.approx(0.5)
+    assert binary["roc_auc"] == pytest.approx(1.0)
+    multi = compute_metrics("multiclass", np.array([0, 1, 2]), np.eye(3), 3)
+    assert multi["accuracy"] == pytest.approx(1.0) and multi["f1"] == pytest.approx(1.0)
+    reg = compute_metrics("regression", np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 5.0]), 0)
+    assert reg["mae"] == pytest.approx(2 / 3) and reg["rmse"] == pytest.approx((4 / 3) ** 0.5)
