@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 BC = "tabular/breast_cancer"
 FAST = ("trainer.max_epochs=4", "trainer.progress_bar=false")
-ALL = ["ingest", "split", "fit_preprocessing", "train", "evaluate"]
+ALL = ["ingest", "check", "split", "fit_preprocessing", "train", "evaluate"]
 
 
 def test_train_then_rerun_only_what_changed(repo_factory) -> None:  # type: ignore[no-untyped-def]

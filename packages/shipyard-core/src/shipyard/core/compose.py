@@ -18,7 +18,20 @@ from shipyard.core.errors import ConfigError, did_you_mean
 from shipyard.core.paths import parse_project
 from shipyard.core.schema import TASKS, ShipyardConfig, register_schemas
 
-__all__ = ["compose", "list_projects", "to_dict"]
+__all__ = ["SPLIT_USUAL", "compose", "list_projects", "split_warnings", "to_dict"]
+
+# Outside these ranges a split fraction is legal but unusual: composing warns.
+SPLIT_USUAL = {"train": (0.60, 0.95), "val": (0.03, 0.20), "test": (0.02, 0.20)}
+
+
+def split_warnings(split: Any) -> list[str]:
+    out = []
+    for name, (low, high) in SPLIT_USUAL.items():
+        value = float(split[name])
+        if not low <= value <= high:
+            out.append(f"split.{name}={value:g} is outside the usual {low:.0%}-{high:.0%}")
+    return out
+
 
 _GROUPS = ("data", "split", "model", "trainer", "env", "team", "project", "experiment")
 _IN_FILE = re.compile(r"In '([^']+)'")
@@ -131,6 +144,10 @@ def _validate(cfg: Any, root: Path, project: str) -> None:
             value={"train": split.train, "val": split.val, "test": split.test},
             fix="make split.train + split.val + split.test equal 1",
         )
+    import warnings
+
+    for message in split_warnings(split):
+        warnings.warn(message, UserWarning, stacklevel=3)
 
 
 def _file_of(root: Path, group: str, leaf: str, project: str) -> str:

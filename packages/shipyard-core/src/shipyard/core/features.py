@@ -4,6 +4,11 @@
 service, batch scoring and edge export all apply it through :meth:`Preprocessor.transform`, so
 every target computes the same model input for the same raw row (DESIGN invariant 2). The state
 is plain JSON: no pickle.
+
+Model input columns, in order: the numeric features (imputed with the training median or mean,
+then scaled), then each categorical feature, one-hot (one column per training category; an
+unseen or missing category is all zeros) or ordinal (its index in the training vocabulary,
+``-1`` when unseen or missing).
 """
 
 from __future__ import annotations
@@ -20,12 +25,13 @@ if TYPE_CHECKING:
 
 __all__ = ["STATE_VERSION", "Preprocessor"]
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 
 @dataclass(frozen=True)
 class Preprocessor:
-    """Numeric scaling and imputation of ``features``, plus the target's encoding."""
+    """Imputation and scaling of numeric features, encoding of categorical ones, and the
+    target's encoding."""
 
     task: str
     features: list[str]
@@ -37,6 +43,8 @@ class Preprocessor:
     target_mean: float = 0.0
     target_scale: float = 1.0
     shape: list[int] | None = None
+    categorical: dict[str, list[str]] = field(default_factory=dict)
+    encoding: str = "onehot"
 
     # -- state -------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -45,7 +53,13 @@ class Preprocessor:
             "task": self.task,
             "features": list(self.features),
             "target": self.target,
-            "numeric": {"mean": list(self.mean), "scale": list(self.scale), "fill": list(self.fill)},
+            "numeric": {
+                "features": self.numeric_features,
+                "mean": list(self.mean),
+                "scale": list(self.scale),
+                "fill": list(self.fill),
+            },
+            "categorical": {"encoding": self.encoding, "vocabulary": {k: list(v) for k, v in self.categorical.items()}},
             "classes": list(self.classes),
             "target_scaling": {"mean": self.target_mean, "scale": self.target_scale},
             "shape": list(self.shape) if self.shape else None,
@@ -60,6 +74,7 @@ class Preprocessor:
             )
         numeric = state["numeric"]
         scaling = state.get("target_scaling", {})
+        categorical = state.get("categorical", {})
         return cls(
             task=state["task"],
             features=list(state["features"]),
@@ -71,21 +86,27 @@ class Preprocessor:
             target_mean=float(scaling.get("mean", 0.0)),
             target_scale=float(scaling.get("scale", 1.0)),
             shape=list(state["shape"]) if state.get("shape") else None,
+            categorical={k: list(v) for k, v in categorical.get("vocabulary", {}).items()},
+            encoding=categorical.get("encoding", "onehot"),
         )
 
     # -- inputs ------------------------------------------------------------------------------
     @property
+    def numeric_features(self) -> list[str]:
+        return [f for f in self.features if f not in self.categorical]
+
+    @property
     def n_features(self) -> int:
+        """Width of the model input (after encoding)."""
+        if self.encoding == "onehot":
+            return len(self.numeric_features) + sum(len(v) for v in self.categorical.values())
         return len(self.features)
 
     @property
     def n_outputs(self) -> int:
         return len(self.classes) if self.task == "multiclass" else 1
 
-    def raw_matrix(self, frame: Any) -> np.ndarray:
-        """The feature columns of ``frame`` (any mapping of column to values) as float64."""
-        import numpy as np
-
+    def _check_columns(self, frame: Any) -> None:
         missing = [c for c in self.features if c not in frame]
         if missing:
             raise DataError(
@@ -95,30 +116,66 @@ class Preprocessor:
                 + ", ".join(self.features[:10])
                 + (" ..." if len(self.features) > 10 else ""),
             )
+
+    def raw_matrix(self, frame: Any) -> np.ndarray:
+        """The numeric feature columns of ``frame`` (any mapping of column to values), float64."""
+        import numpy as np
+
+        self._check_columns(frame)
         columns = []
-        for name in self.features:
+        for name in self.numeric_features:
             try:
                 columns.append(np.asarray(frame[name], dtype=np.float64))
             except (TypeError, ValueError) as exc:
                 raise DataError(
                     f"feature {name!r} is not numeric", key=name, fix="give numbers for this column"
                 ) from exc
-        return np.stack(columns, axis=1) if columns else np.zeros((0, 0))
+        n = len(frame[self.features[0]]) if self.features else 0
+        return np.stack(columns, axis=1) if columns else np.zeros((n, 0))
 
     def transform_matrix(self, raw: np.ndarray) -> np.ndarray:
-        """Impute and scale a raw float matrix (rows × features) into model input (float32)."""
+        """Impute and scale a raw numeric matrix (rows × numeric features) into float32."""
         import numpy as np
 
         x = np.array(raw, dtype=np.float64, copy=True)
-        fill = np.asarray(self.fill)
         holes = np.isnan(x)
         if holes.any():
-            x[holes] = np.broadcast_to(fill, x.shape)[holes]
+            x[holes] = np.broadcast_to(np.asarray(self.fill), x.shape)[holes]
         x = (x - np.asarray(self.mean)) / np.asarray(self.scale)
         return x.astype(np.float32)
 
+    def category_codes(self, frame: Any) -> np.ndarray:
+        """Vocabulary index per categorical feature (rows × categoricals); -1 when unseen."""
+        import numpy as np
+
+        n = len(frame[self.features[0]]) if self.features else 0
+        codes = np.full((n, len(self.categorical)), -1, dtype=np.int64)
+        for j, (name, vocab) in enumerate(self.categorical.items()):
+            index = {v: i for i, v in enumerate(vocab)}
+            codes[:, j] = [index.get(_category(v), -1) for v in frame[name]]
+        return codes
+
+    def encode_categories(self, codes: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        if self.encoding == "ordinal":
+            return codes.astype(np.float32)
+        blocks = []
+        for j, vocab in enumerate(self.categorical.values()):
+            block = np.zeros((codes.shape[0], len(vocab)), dtype=np.float32)
+            rows = np.nonzero(codes[:, j] >= 0)[0]
+            block[rows, codes[rows, j]] = 1.0
+            blocks.append(block)
+        return np.concatenate(blocks, axis=1) if blocks else np.zeros((codes.shape[0], 0), dtype=np.float32)
+
     def transform(self, frame: Any) -> np.ndarray:
-        return self.transform_matrix(self.raw_matrix(frame))
+        """Raw rows to model input (float32, rows × :attr:`n_features`)."""
+        import numpy as np
+
+        numeric = self.transform_matrix(self.raw_matrix(frame))
+        if not self.categorical:
+            return numeric
+        return np.concatenate([numeric, self.encode_categories(self.category_codes(frame))], axis=1)
 
     # -- target ------------------------------------------------------------------------------
     def encode_target(self, values: Sequence[Any] | Any) -> np.ndarray:
@@ -148,3 +205,11 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         return int(value)
     return value
+
+
+def _category(value: Any) -> str | None:
+    """Categories are compared as strings; missing values (None, NaN) are no category."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    value = _plain(value)
+    return str(value)

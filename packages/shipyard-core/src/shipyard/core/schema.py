@@ -15,6 +15,8 @@ from omegaconf import MISSING
 
 __all__ = [
     "TASKS",
+    "ChecksConf",
+    "ColumnCheckConf",
     "DataConf",
     "EarlyStoppingConf",
     "EnvConf",
@@ -25,12 +27,10 @@ __all__ = [
     "ShipyardConfig",
     "SourceConf",
     "SplitConf",
+    "ThresholdCheckConf",
     "TrainerConf",
     "register_schemas",
 ]
-
-# OmegaConf reads these annotations at runtime, so they use typing.Optional rather than PEP 604
-# unions (OmegaConf 2.3 does not accept ``X | None`` in structured configs).
 
 TASKS = ("binary", "multiclass", "regression")
 
@@ -45,10 +45,13 @@ class ProjectConf:
 
 @dataclass
 class SourceConf:
-    kind: str = MISSING
-    path: str | None = None
-    name: str | None = None
-    fetch: str | None = None
+    kind: str = MISSING  # csv | parquet | sql | images | sklearn
+    path: str | None = None  # csv, parquet, images (a folder with one sub-folder per class)
+    name: str | None = None  # sklearn: the bundled data set
+    url: str | None = None  # sql: a SQLAlchemy URL (sqlite:///relative/path.db is repo-relative)
+    query: str | None = None  # sql: SELECT ...
+    table: str | None = None  # sql: a whole table
+    fetch: str | None = None  # sklearn:<set> or synthetic:<generator>: writes `path` when missing
 
 
 @dataclass
@@ -63,15 +66,53 @@ class DataConf:
 
 @dataclass
 class SplitConf:
-    kind: str = "stratified"
+    kind: str = "stratified"  # random | stratified | group | time | kfold
     train: float = 0.7
     val: float = 0.15
     test: float = 0.15
+    group_column: str | None = None
+    time_column: str | None = None
+    folds: int = 5
+    fold: int = 0
 
 
 @dataclass
 class PreprocessConf:
-    numeric: str = "standard"
+    numeric: str = "standard"  # standard | minmax | none
+    impute: str = "median"  # median | mean | zero (numeric features)
+    categorical: str = "onehot"  # onehot | ordinal
+    max_categories: int = 50
+
+
+@dataclass
+class ColumnCheckConf:
+    dtype: str | None = None  # int | float | number | str | bool | category
+    required: bool = True
+    allowed: list[Any] | None = None
+    min: float | None = None
+    max: float | None = None
+    unique: bool = False
+    max_null_fraction: float | None = None
+    mean: list[float] | None = None  # [low, high]
+    quantiles: dict[str, list[float]] = field(default_factory=dict)  # {"0.5": [low, high]}
+    most_frequent: Any | None = None
+
+
+@dataclass
+class ThresholdCheckConf:
+    threshold: float | None = None  # null turns the check off
+    action: str = "warn"  # warn | fail
+
+
+@dataclass
+class ChecksConf:
+    enabled: bool = True
+    columns: dict[str, ColumnCheckConf] = field(default_factory=dict)
+    max_null_fraction: float = 1.0
+    max_duplicate_fraction: float = 0.0
+    class_balance: list[float] | None = None  # [min share, max share] of every class
+    correlation: ThresholdCheckConf = field(default_factory=lambda: ThresholdCheckConf(0.98, "warn"))
+    leakage: ThresholdCheckConf = field(default_factory=lambda: ThresholdCheckConf(0.99, "fail"))
 
 
 @dataclass
@@ -125,6 +166,7 @@ class ShipyardConfig:
     project: ProjectConf = field(default_factory=ProjectConf)
     seed: int = 42
     data: DataConf = field(default_factory=DataConf)
+    checks: ChecksConf = field(default_factory=ChecksConf)
     split: SplitConf = field(default_factory=SplitConf)
     preprocess: PreprocessConf = field(default_factory=PreprocessConf)
     model: Any = MISSING

@@ -10,36 +10,74 @@ from shipyard.core.features import Preprocessor
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["NUMERIC_METHODS", "fit_preprocessor"]
+__all__ = ["CATEGORICAL_ENCODINGS", "IMPUTERS", "NUMERIC_METHODS", "feature_columns", "fit_preprocessor"]
 
-NUMERIC_METHODS = ("standard", "none")
+NUMERIC_METHODS = ("standard", "minmax", "none")
+IMPUTERS = ("median", "mean", "zero")
+CATEGORICAL_ENCODINGS = ("onehot", "ordinal")
+
+
+def feature_columns(frame: pd.DataFrame, target: str, aux: list[str]) -> list[str]:
+    """The feature columns of an ingested frame: all but the key (first), target and aux."""
+    return [c for c in frame.columns[1:] if c != target and c not in aux]
+
+
+def _choice(value: str, allowed: tuple[str, ...], key: str) -> str:
+    if value not in allowed:
+        raise ConfigError(f"unknown {key} {value!r}", key=key, value=value, fix="use one of: " + ", ".join(allowed))
+    return value
+
+
+def is_categorical(column: pd.Series) -> bool:
+    import pandas as pd
+
+    return not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)
 
 
 def fit_preprocessor(
-    train: pd.DataFrame, data: dict[str, Any], preprocess: dict[str, Any], task: str
+    train: pd.DataFrame, data: dict[str, Any], preprocess: dict[str, Any], task: str, aux: list[str] | None = None
 ) -> dict[str, Any]:
-    """Return the JSON state of a :class:`Preprocessor` fitted on ``train``."""
+    """Return the JSON state of a :class:`Preprocessor` fitted on ``train`` (and nothing else)."""
     import numpy as np
 
-    method = preprocess["numeric"]
-    if method not in NUMERIC_METHODS:
-        raise ConfigError(
-            f"unknown numeric preprocessing {method!r}",
-            key="preprocess.numeric",
-            value=method,
-            fix="use one of: " + ", ".join(NUMERIC_METHODS),
-        )
+    method = _choice(preprocess["numeric"], NUMERIC_METHODS, "preprocess.numeric")
+    impute = _choice(preprocess.get("impute", "median"), IMPUTERS, "preprocess.impute")
+    encoding = _choice(preprocess.get("categorical", "onehot"), CATEGORICAL_ENCODINGS, "preprocess.categorical")
+    max_categories = int(preprocess.get("max_categories", 50))
     target = data["target"]
-    features = [c for c in train.columns[1:] if c != target]
-    x = train[features].to_numpy(dtype=np.float64)
-    fill = np.nanmedian(x, axis=0) if len(x) else np.zeros(len(features))
+    features = feature_columns(train, target, list(aux or []))
+    categorical = [c for c in features if is_categorical(train[c])]
+    numeric = [c for c in features if c not in categorical]
+
+    x = train[numeric].to_numpy(dtype=np.float64) if numeric else np.zeros((len(train), 0))
+    with np.errstate(all="ignore"):
+        if impute == "median":
+            fill = np.nanmedian(x, axis=0) if len(x) else np.zeros(len(numeric))
+        elif impute == "mean":
+            fill = np.nanmean(x, axis=0) if len(x) else np.zeros(len(numeric))
+        else:
+            fill = np.zeros(len(numeric))
     fill = np.where(np.isnan(fill), 0.0, fill)
     x = np.where(np.isnan(x), fill, x)
     if method == "standard":
         mean, scale = x.mean(axis=0), x.std(axis=0)
-        scale = np.where(scale > 1e-12, scale, 1.0)
+    elif method == "minmax":
+        mean, scale = x.min(axis=0), x.max(axis=0) - x.min(axis=0)
     else:
-        mean, scale = np.zeros(len(features)), np.ones(len(features))
+        mean, scale = np.zeros(len(numeric)), np.ones(len(numeric))
+    scale = np.where(scale > 1e-12, scale, 1.0)
+
+    vocabulary: dict[str, list[str]] = {}
+    for column in categorical:
+        counts = train[column].dropna().astype(str).value_counts()
+        if len(counts) > max_categories:
+            raise DataError(
+                f"categorical feature {column!r} has {len(counts)} categories, more than {max_categories}",
+                key=column,
+                fix="raise preprocess.max_categories, drop the column with data.drop, or bucket it",
+            )
+        vocabulary[column] = sorted(counts.index.tolist())
+
     y = train[target]
     classes: list[Any] = []
     t_mean, t_scale = 0.0, 1.0
@@ -47,16 +85,16 @@ def fit_preprocessor(
         t_mean, t_scale = float(y.mean()), float(y.std(ddof=0)) or 1.0
     else:
         classes = sorted(v.item() if hasattr(v, "item") else v for v in y.unique())
-        expected = 2 if task == "binary" else None
-        if expected and len(classes) != expected:
+        if task == "binary" and len(classes) != 2:
             raise DataError(
                 f"a binary task needs 2 classes, the training split has {len(classes)}: {classes[:10]}",
                 key="project.task",
                 fix="set project.task=multiclass, or fix the target column",
             )
+    ordered = numeric + categorical
     return Preprocessor(
         task=task,
-        features=features,
+        features=ordered,
         target=target,
         mean=mean.tolist(),
         scale=scale.tolist(),
@@ -65,4 +103,6 @@ def fit_preprocessor(
         target_mean=t_mean,
         target_scale=t_scale,
         shape=list(data["shape"]) if data.get("shape") else None,
+        categorical=vocabulary,
+        encoding=encoding,
     ).state()

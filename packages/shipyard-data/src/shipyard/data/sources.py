@@ -19,7 +19,7 @@ __all__ = ["DEFAULT_KEY", "SKLEARN_SETS", "fetch_raw", "ingest", "read_source"]
 
 DEFAULT_KEY = "row_id"
 SKLEARN_SETS = ("breast_cancer", "digits", "iris", "wine", "diabetes")
-KINDS = ("csv", "parquet", "sklearn")
+KINDS = ("csv", "parquet", "sql", "images", "sklearn")
 
 
 def _sklearn_frame(name: str) -> pd.DataFrame:
@@ -54,6 +54,14 @@ def read_source(source: dict[str, Any], root: Path) -> pd.DataFrame:
         )
     if kind == "sklearn":
         return _sklearn_frame(str(source.get("name")))
+    if kind == "sql":
+        from shipyard.data.sql import read_sql
+
+        return read_sql(source, root)
+    if kind == "images":
+        from shipyard.data.images import read_image_folder
+
+        return read_image_folder(source, root)
     if not source.get("path"):
         raise ConfigError(f"a {kind} source needs a path", key="data.source.path", fix="set data.source.path")
     path = root / str(source["path"])
@@ -84,14 +92,19 @@ def fetch_raw(source: dict[str, Any], root: Path) -> Path | None:
     if not fetch or not source.get("path") or path.exists():
         return None
     scheme, _, name = str(fetch).partition(":")
-    if scheme != "sklearn":
+    if scheme == "sklearn":
+        frame = _sklearn_frame(name)
+    elif scheme == "synthetic":
+        from shipyard.data.synthetic import generate
+
+        frame = generate(name)
+    else:
         raise ConfigError(
             f"unknown fetch scheme {scheme!r}",
             key="data.source.fetch",
             value=fetch,
-            fix="use sklearn:<data set name>, or remove fetch and provide the file",
+            fix="use sklearn:<data set> or synthetic:<generator>, or remove fetch and provide the file",
         )
-    frame = _sklearn_frame(name)
     with atomic_path(path) as tmp:
         if source.get("kind") == "parquet":
             frame.to_parquet(tmp, index=False)
@@ -100,9 +113,19 @@ def fetch_raw(source: dict[str, Any], root: Path) -> Path | None:
     return path
 
 
-def ingest(data: dict[str, Any], root: Path) -> pd.DataFrame:
-    """Read the source and keep the key, the features and the target, in that order."""
-    frame = read_source(data["source"], root)
+def ingest(data: dict[str, Any], root: Path, aux: list[str] | None = None) -> pd.DataFrame:
+    """Read the source and keep the key, the features, the target and the ``aux`` columns
+    (a split's group or time column: kept, but not features), in that order."""
+    frame = read_source(dict(data["source"], shape=data.get("shape")), root)
+    aux = [c for c in (aux or []) if c]
+    for column in aux:
+        if column not in frame.columns:
+            raise DataError(
+                f"split column {column!r} is not in the data{did_you_mean(column, list(frame.columns))}",
+                key="split",
+                value=column,
+                fix="name an existing column in split.group_column / split.time_column",
+            )
     target, key = data["target"], data.get("key")
     columns = list(frame.columns)
     if target not in frame.columns:
@@ -129,7 +152,7 @@ def ingest(data: dict[str, Any], root: Path) -> pd.DataFrame:
             key="data.key",
             fix="pick a unique key column, or remove data.key to number rows",
         )
-    features = data.get("features") or [c for c in columns if c not in {target, key, *data.get("drop", [])}]
+    features = data.get("features") or [c for c in columns if c not in {target, key, *aux, *data.get("drop", [])}]
     unknown = [c for c in features if c not in frame.columns]
     if unknown:
         raise DataError(
@@ -141,12 +164,13 @@ def ingest(data: dict[str, Any], root: Path) -> pd.DataFrame:
     import pandas as pd
 
     for column in features:
-        if not pd.api.types.is_numeric_dtype(frame[column]):
+        dtype = frame[column].dtype
+        if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
             raise DataError(
-                f"feature column {column!r} is not numeric (dtype {frame[column].dtype})",
+                f"feature column {column!r} holds dates/times (dtype {dtype})",
                 key="data.features",
                 value=column,
-                fix="drop the column with data.drop, or encode it as numbers",
+                fix="use it as split.time_column, derive numeric features from it, or drop it with data.drop",
             )
     if frame[target].isna().any():
         raise DataError(
@@ -162,7 +186,7 @@ def ingest(data: dict[str, Any], root: Path) -> pd.DataFrame:
             value=list(shape),
             fix="make the product of data.shape equal the number of feature columns",
         )
-    return frame[[key, *features, target]].reset_index(drop=True)
+    return frame[[key, *features, target, *aux]].reset_index(drop=True)
 
 
 def _prod(values: list[int]) -> int:

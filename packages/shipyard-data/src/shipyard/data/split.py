@@ -1,25 +1,121 @@
-"""Train/validation/test splits, seeded, with a manifest of row keys per split."""
+"""Train/validation/test splits, seeded, with a manifest of row keys per split.
+
+Kinds: ``random``; ``stratified`` (class proportions kept); ``group`` (no value of
+``group_column`` in two splits); ``time`` (train before validation before test by
+``time_column``); ``kfold`` (test held out first, then fold ``fold`` of ``folds`` of the rest is
+validation: run ``split.fold=0..k-1`` to cross-validate).
+"""
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
+from shipyard.core.compose import split_warnings
 from shipyard.core.errors import ConfigError, DataError, did_you_mean
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["SPLIT_KINDS", "split_frame"]
+__all__ = ["SPLIT_KINDS", "check_split_hygiene", "split_frame"]
 
-SPLIT_KINDS = ("random", "stratified")
+SPLIT_KINDS = ("random", "stratified", "group", "time", "kfold")
+
+
+def _sizes(n: int, split: dict[str, Any]) -> tuple[int, int, int]:
+    n_test, n_val = round(n * split["test"]), round(n * split["val"])
+    if min(n_test, n_val, n - n_test - n_val) < 1:
+        raise DataError(
+            f"{n} rows give an empty split with fractions "
+            f"train={split['train']}, val={split['val']}, test={split['test']}",
+            key="split",
+            fix="use more data or larger validation/test fractions",
+        )
+    return n - n_test - n_val, n_val, n_test
+
+
+def _random(frame: pd.DataFrame, n_val: int, n_test: int, seed: int, stratify: str | None) -> tuple[Any, Any, Any]:
+    from sklearn.model_selection import train_test_split
+
+    rest, test = train_test_split(
+        frame, test_size=n_test, random_state=seed, stratify=frame[stratify] if stratify else None
+    )
+    train, val = train_test_split(
+        rest, test_size=n_val, random_state=seed, stratify=rest[stratify] if stratify else None
+    )
+    return train, val, test
+
+
+def _group(frame: pd.DataFrame, column: str, split: dict[str, Any], seed: int) -> tuple[Any, Any, Any]:
+    """Whole groups go to one split; group fractions follow the row fractions."""
+    import numpy as np
+
+    groups = frame[column].astype(str)
+    unique = np.array(sorted(groups.unique()))
+    rng = np.random.default_rng(seed)
+    rng.shuffle(unique)
+    _, n_val, n_test = _sizes(len(unique), split)
+    test_g, val_g = set(unique[:n_test]), set(unique[n_test : n_test + n_val])
+    in_test, in_val = groups.isin(test_g), groups.isin(val_g)
+    return frame[~in_test & ~in_val], frame[in_val], frame[in_test]
+
+
+def _time(frame: pd.DataFrame, column: str, n_train: int, n_val: int) -> tuple[Any, Any, Any]:
+    import pandas as pd
+
+    try:
+        order = pd.to_datetime(frame[column], utc=True).argsort(kind="stable")
+    except (ValueError, TypeError) as exc:
+        raise DataError(
+            f"time column {column!r} does not parse as dates/times", key="split.time_column", fix="use ISO dates"
+        ) from exc
+    ordered = frame.iloc[order.to_numpy()]
+    return ordered.iloc[:n_train], ordered.iloc[n_train : n_train + n_val], ordered.iloc[n_train + n_val :]
+
+
+def _kfold(frame: pd.DataFrame, split: dict[str, Any], target: str, task: str, seed: int) -> tuple[Any, Any, Any]:
+    from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+
+    folds, fold = int(split.get("folds", 5)), int(split.get("fold", 0))
+    if folds < 2 or not 0 <= fold < folds:
+        raise ConfigError(
+            f"kfold needs folds >= 2 and 0 <= fold < folds (got folds={folds}, fold={fold})",
+            key="split.fold",
+            fix="e.g. split.folds=5 split.fold=0",
+        )
+    stratify = frame[target] if task != "regression" else None
+    rest, test = train_test_split(frame, test_size=split["test"], random_state=seed, stratify=stratify)
+    splitter = (
+        StratifiedKFold(folds, shuffle=True, random_state=seed)
+        if task != "regression"
+        else KFold(folds, shuffle=True, random_state=seed)
+    )
+    labels = rest[target] if task != "regression" else None
+    train_idx, val_idx = list(splitter.split(rest, labels))[fold]
+    return rest.iloc[train_idx], rest.iloc[val_idx], test
+
+
+def check_split_hygiene(parts: dict[str, pd.DataFrame], key: str, group: str | None) -> None:
+    """No row (by key) and no group in two splits; raises naming the overlap."""
+    names = list(parts)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            for column, what in ((key, "row"), (group, "group")):
+                if column is None:
+                    continue
+                shared = set(parts[a][column].astype(str)) & set(parts[b][column].astype(str))
+                if shared:
+                    raise DataError(
+                        f"split hygiene: {len(shared)} {what}(s) appear in both {a} and {b}, e.g. {sorted(shared)[:3]}",
+                        key=column,
+                        fix="deduplicate the key column" if what == "row" else "use split=group with this group column",
+                    )
 
 
 def split_frame(
     frame: pd.DataFrame, split: dict[str, Any], data: dict[str, Any], task: str, seed: int
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Split ``frame`` into train, validation and test frames plus a manifest."""
-    from sklearn.model_selection import train_test_split
-
     kind = split["kind"]
     if kind not in SPLIT_KINDS:
         raise ConfigError(
@@ -35,35 +131,53 @@ def split_frame(
             value=kind,
             fix="use split=random for regression",
         )
+    for needed in ("group", "time"):
+        if kind == needed and not split.get(f"{needed}_column"):
+            raise ConfigError(
+                f"split kind {needed!r} needs split.{needed}_column",
+                key=f"split.{needed}_column",
+                fix="name the column",
+            )
     target = data["target"]
-    key = frame.columns[0]
-    n = len(frame)
-    n_test = round(n * split["test"])
-    n_val = round(n * split["val"])
-    if min(n_test, n_val, n - n_test - n_val) < 1:
-        raise DataError(
-            f"{n} rows give an empty split with fractions "
-            f"train={split['train']}, val={split['val']}, test={split['test']}",
-            key="split",
-            fix="use more data or larger validation/test fractions",
-        )
-    stratify = frame[target] if kind == "stratified" else None
+    key = str(frame.columns[0])
+    for message in split_warnings(split):
+        warnings.warn(message, UserWarning, stacklevel=2)
+    n_train, n_val, n_test = _sizes(len(frame), split)
     try:
-        rest, test = train_test_split(frame, test_size=n_test, random_state=seed, stratify=stratify)
-        stratify = rest[target] if kind == "stratified" else None
-        train, val = train_test_split(rest, test_size=n_val, random_state=seed, stratify=stratify)
+        if kind in ("random", "stratified"):
+            parts = _random(frame, n_val, n_test, seed, target if kind == "stratified" else None)
+        elif kind == "group":
+            parts = _group(frame, split["group_column"], split, seed)
+        elif kind == "time":
+            parts = _time(frame, split["time_column"], n_train, n_val)
+        else:
+            parts = _kfold(frame, split, target, task, seed)
     except ValueError as exc:
         raise DataError(
             f"cannot split the data: {exc}",
             key="split",
             fix="use split=random, or larger fractions so every class fits in every split",
         ) from exc
-    parts = [p.sort_values(key).reset_index(drop=True) for p in (train, val, test)]
+    named = {
+        name: p.sort_values(key).reset_index(drop=True) for name, p in zip(("train", "val", "test"), parts, strict=True)
+    }
+    if any(len(p) == 0 for p in named.values()):
+        empty = [n for n, p in named.items() if len(p) == 0]
+        raise DataError(
+            f"the {empty[0]} split is empty", key="split", fix="use more data, more groups or larger fractions"
+        )
+    group = split.get("group_column") if kind == "group" else None
+    check_split_hygiene(named, key, group)
     manifest = {
         "kind": kind,
         "seed": seed,
-        "key": str(key),
-        "counts": {name: len(p) for name, p in zip(("train", "val", "test"), parts, strict=True)},
-        "keys": {name: p[key].tolist() for name, p in zip(("train", "val", "test"), parts, strict=True)},
+        "key": key,
+        "group_column": group,
+        "time_column": split.get("time_column") if kind == "time" else None,
+        "counts": {name: len(p) for name, p in named.items()},
+        "keys": {name: p[key].tolist() for name, p in named.items()},
     }
-    return parts[0], parts[1], parts[2], manifest
+    if kind == "time":
+        column = split["time_column"]
+        manifest["time_ranges"] = {n: [str(p[column].min()), str(p[column].max())] for n, p in named.items()}
+    return named["train"], named["val"], named["test"], manifest

@@ -39,13 +39,23 @@ def package_source(layer: str, root: Path) -> str:
         return folder.as_posix()
 
 
+def _source_deps(source: dict[str, Any]) -> list[str]:
+    """Files behind a data source, hashed by DVC: a change of one byte reruns ingest."""
+    if source.get("path"):
+        return [Path(source["path"]).as_posix()]
+    if source.get("kind") == "sql":
+        from shipyard.data.sql import sqlite_file
+
+        file = sqlite_file(source)
+        return [file] if file else []
+    return []
+
+
 def _stage(spec: Any, config: dict[str, Any], paths: ProjectPaths) -> dict[str, Any]:
     root = paths.root
     deps = [paths.rel(DATASETS[name].path(paths)) for name in spec.inputs if name in DATASETS]
     if spec.name == "ingest":
-        source = config["data"]["source"]
-        if source.get("path"):
-            deps.append(Path(source["path"]).as_posix())
+        deps += _source_deps(config["data"]["source"])
     deps += [package_source(layer, root) for layer in ("core", *spec.packages)]
     stage: dict[str, Any] = {
         "cmd": f"python -m shipyard.engine.stage {paths.project} {spec.name}",
@@ -55,6 +65,14 @@ def _stage(spec: Any, config: dict[str, Any], paths: ProjectPaths) -> dict[str, 
     keys = param_keys(spec)
     if keys:
         stage["params"] = [{paths.rel(paths.params_yaml): keys}]
+    if (
+        spec.name == "ingest"
+        and config["data"]["source"].get("kind") == "sql"
+        and not _source_deps(config["data"]["source"])
+    ):
+        # A database server has no file to hash: read it every time. Stages downstream rerun
+        # only when the ingested data's content hash changes.
+        stage["always_changed"] = True
     groups: dict[str, list[Any]] = {"outs": [], "metrics": [], "plots": []}
     for name in spec.outputs:
         ds = DATASETS[name]

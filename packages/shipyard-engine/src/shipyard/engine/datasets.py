@@ -9,7 +9,7 @@ from typing import Any
 from kedro.io import AbstractDataset
 from shipyard.core.atomic import atomic_path, write_json
 
-__all__ = ["BundleDataset", "CsvFrame", "JsonData", "ParquetFrame"]
+__all__ = ["BundleDataset", "CsvFrame", "JsonData", "ParquetFrame", "TextData"]
 
 
 class _FileDataset(AbstractDataset[Any, Any]):
@@ -51,6 +51,16 @@ class JsonData(_FileDataset):
 
     def save(self, data: Any) -> None:
         write_json(self.filepath, data)
+
+
+class TextData(_FileDataset):
+    def load(self) -> Any:
+        return self.filepath.read_text()
+
+    def save(self, data: Any) -> None:
+        from shipyard.core.atomic import write_text
+
+        write_text(self.filepath, data)
 
 
 class BundleDataset(_FileDataset):

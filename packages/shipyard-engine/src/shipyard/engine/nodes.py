@@ -7,28 +7,82 @@ they do not change results).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 
-def ingest(data: dict[str, Any], runtime: dict[str, Any]) -> Any:
+def _aux(group: str | None, time: str | None) -> list[str]:
+    return [c for c in (group, time) if c]
+
+
+def ingest(data: dict[str, Any], group: str | None, time: str | None, runtime: dict[str, Any]) -> Any:
     from shipyard.data.sources import ingest as _ingest
 
-    return _ingest(data, Path(runtime["root"]))
+    return _ingest(data, Path(runtime["root"]), _aux(group, time))
 
 
-def split(frame: Any, split: dict[str, Any], target: str, task: str, seed: int) -> tuple[Any, Any, Any, dict[str, Any]]:
+def check(
+    frame: Any,
+    checks: dict[str, Any],
+    target: str,
+    task: str,
+    group: str | None,
+    time: str | None,
+    runtime: dict[str, Any],
+) -> tuple[dict[str, Any], str]:
+    """Run the data checks. On failure the report is written anyway, then the stage stops."""
+    from shipyard.core.atomic import write_json, write_text
+    from shipyard.core.errors import DataError
+    from shipyard.data.checks import format_summary, run_checks
+
+    if not checks.get("enabled", True):
+        report = {
+            "passed": True,
+            "skipped": True,
+            "rows": len(frame),
+            "columns": len(frame.columns),
+            "failures": [],
+            "warnings": [],
+        }
+    else:
+        report = run_checks(frame, checks, target, task, _aux(group, time))
+    summary = format_summary(report, runtime["project"])
+    if report["warnings"] or not report["passed"]:
+        print(summary, end="", file=sys.stderr)
+    if not report["passed"]:
+        write_json(Path(runtime["check_report"]), report)
+        write_text(Path(runtime["check_summary"]), summary)
+        first = report["failures"][0]
+        raise DataError(
+            f"{len(report['failures'])} data check(s) failed; first: {first['check']} "
+            f"on {first['column']}: observed {first['observed']}, expected {first['expected']}",
+            where=runtime["check_summary_rel"],
+            fix="fix the data, or the rule under `checks:` in the project config if the data is right",
+        )
+    return report, summary
+
+
+def split(
+    frame: Any, report: dict[str, Any], split: dict[str, Any], target: str, task: str, seed: int
+) -> tuple[Any, Any, Any, dict[str, Any]]:
     from shipyard.data.split import split_frame
 
     return split_frame(frame, split, {"target": target}, task, seed)
 
 
 def fit_preprocessing(
-    train: Any, target: str, shape: list[int] | None, preprocess: dict[str, Any], task: str
+    train: Any,
+    target: str,
+    shape: list[int] | None,
+    preprocess: dict[str, Any],
+    task: str,
+    group: str | None,
+    time: str | None,
 ) -> dict[str, Any]:
     from shipyard.data.preprocess import fit_preprocessor
 
-    return fit_preprocessor(train, {"target": target, "shape": shape}, preprocess, task)
+    return fit_preprocessor(train, {"target": target, "shape": shape}, preprocess, task, _aux(group, time))
 
 
 def train(

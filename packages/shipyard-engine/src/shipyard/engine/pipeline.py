@@ -41,6 +41,8 @@ class NodeSpec:
 
 DATASETS: dict[str, DatasetSpec] = {
     "dataset": DatasetSpec("02_intermediate", "dataset.parquet", "parquet"),
+    "check_report": DatasetSpec("08_reporting", "data_checks.json", "json"),
+    "check_summary": DatasetSpec("08_reporting", "data_checks.txt", "text"),
     "train_split": DatasetSpec("05_model_input", "train.parquet", "parquet"),
     "val_split": DatasetSpec("05_model_input", "val.parquet", "parquet"),
     "test_split": DatasetSpec("05_model_input", "test.parquet", "parquet"),
@@ -56,18 +58,47 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 NODES: tuple[NodeSpec, ...] = (
-    NodeSpec("ingest", nodes.ingest, ("params:data", "runtime"), ("dataset",), ("data",)),
+    NodeSpec(
+        "ingest",
+        nodes.ingest,
+        ("params:data", "params:split.group_column", "params:split.time_column", "runtime"),
+        ("dataset",),
+        ("data",),
+    ),
+    NodeSpec(
+        "check",
+        nodes.check,
+        (
+            "dataset",
+            "params:checks",
+            "params:data.target",
+            "params:project.task",
+            "params:split.group_column",
+            "params:split.time_column",
+            "runtime",
+        ),
+        ("check_report", "check_summary"),
+        ("data",),
+    ),
     NodeSpec(
         "split",
         nodes.split,
-        ("dataset", "params:split", "params:data.target", "params:project.task", "params:seed"),
+        ("dataset", "check_report", "params:split", "params:data.target", "params:project.task", "params:seed"),
         ("train_split", "val_split", "test_split", "split_manifest"),
         ("data",),
     ),
     NodeSpec(
         "fit_preprocessing",
         nodes.fit_preprocessing,
-        ("train_split", "params:data.target", "params:data.shape", "params:preprocess", "params:project.task"),
+        (
+            "train_split",
+            "params:data.target",
+            "params:data.shape",
+            "params:preprocess",
+            "params:project.task",
+            "params:split.group_column",
+            "params:split.time_column",
+        ),
         ("preprocessor",),
         ("data",),
     ),
@@ -136,6 +167,10 @@ def build_pipeline(only: str | None = None) -> Any:
 def runtime(paths: ProjectPaths) -> dict[str, Any]:
     return {
         "root": str(paths.root),
+        "project": paths.project,
+        "check_report": str(DATASETS["check_report"].path(paths)),
+        "check_summary": str(DATASETS["check_summary"].path(paths)),
+        "check_summary_rel": paths.rel(DATASETS["check_summary"].path(paths)),
         "train_workdir": str(paths.layer("06_models") / ".train"),
         "bundle_dir": str(DATASETS["model_bundle"].path(paths)),
     }
@@ -147,9 +182,9 @@ def build_catalog(config: dict[str, Any], paths: ProjectPaths, *, memory_outputs
     ``memory_outputs`` keeps those datasets in memory (non-zero DDP ranks must not write).
     """
     from kedro.io import DataCatalog, MemoryDataset
-    from shipyard.engine.datasets import BundleDataset, CsvFrame, JsonData, ParquetFrame
+    from shipyard.engine.datasets import BundleDataset, CsvFrame, JsonData, ParquetFrame, TextData
 
-    kinds = {"parquet": ParquetFrame, "csv": CsvFrame, "json": JsonData, "bundle": BundleDataset}
+    kinds = {"parquet": ParquetFrame, "csv": CsvFrame, "json": JsonData, "text": TextData, "bundle": BundleDataset}
     datasets: dict[str, Any] = {}
     for name, spec in DATASETS.items():
         datasets[name] = MemoryDataset() if name in memory_outputs else kinds[spec.kind](spec.path(paths))

@@ -10,6 +10,8 @@ Lightning's launcher re-executes the stage command.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import shlex
 import sys
 from collections.abc import Callable
@@ -72,8 +74,12 @@ def ensure_raw_data(config: dict[str, Any], paths: ProjectPaths) -> str | None:
                 where=source["path"],
                 fix="`dvc pull` it from the project's remote, or put the file there",
             )
-        repo.add([str(raw)])
-    return f"wrote {source['path']} from {source['fetch']} and tracked it with DVC"
+        with contextlib.redirect_stdout(io.StringIO()):  # DVC's "git add ..." hints: we say it below
+            repo.add([str(raw)])
+    return (
+        f"wrote {source['path']} from {source['fetch']} and tracked it with DVC "
+        f"(commit {source['path']}.dvc to version it)"
+    )
 
 
 def _unwrap(exc: BaseException) -> BaseException:

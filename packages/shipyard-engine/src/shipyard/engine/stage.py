@@ -50,6 +50,8 @@ def run_stage(root: Path, project: str, stage: str) -> None:
     _quiet_kedro()
     from kedro.runner import SequentialRunner
 
+    _quiet_kedro()  # importing Kedro's runner configures logging once more
+
     spec = next(s for s in NODES if s.name == stage)
     memory = spec.outputs if _rank() > 0 else ()
     catalog = build_catalog(config, paths, memory_outputs=memory)

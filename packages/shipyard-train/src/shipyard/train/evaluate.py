@@ -25,13 +25,13 @@ def latency(
 ) -> tuple[float, float]:
     """p50 and p95 milliseconds *per row* of preprocessing + forward at ``batch_size``."""
     rows = frame.iloc[np.arange(batch_size) % len(frame)]
-    raw = bundle.preprocessor.raw_matrix(rows)
+    columns = {name: rows[name].tolist() for name in bundle.preprocessor.features}
     for _ in range(warmup):
-        bundle.scores_from_input(bundle.preprocessor.transform_matrix(raw))
+        bundle.predict_scores(columns)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        bundle.scores_from_input(bundle.preprocessor.transform_matrix(raw))
+        bundle.predict_scores(columns)
         times.append((time.perf_counter() - start) * 1000 / batch_size)
     p50, p95 = np.percentile(times, [50, 95])
     return float(p50), float(p95)

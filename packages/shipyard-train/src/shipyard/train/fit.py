@@ -205,9 +205,12 @@ def train_model(
 
 def _feature_schema(train: pd.DataFrame, pre: Preprocessor) -> list[dict[str, Any]]:
     """Name, type and the range seen in training, per feature (used to check requests)."""
-    schema = []
+    schema: list[dict[str, Any]] = []
     for name in pre.features:
         column = train[name]
+        if name in pre.categorical:
+            schema.append({"name": name, "dtype": "category", "categories": pre.categorical[name], "nullable": True})
+            continue
         schema.append(
             {
                 "name": name,

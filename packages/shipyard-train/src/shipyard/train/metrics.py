@@ -20,20 +20,21 @@ METRICS = {
 def compute_metrics(task: str, y_true: np.ndarray, scores: np.ndarray, n_classes: int) -> dict[str, float]:
     """``scores``: P(positive) for binary, class probabilities for multiclass, values for
     regression (in the target's own units)."""
+    import numpy as np
     import torch
     from torchmetrics.functional import classification as C
     from torchmetrics.functional import mean_absolute_error, mean_squared_error, r2_score
 
-    s = torch.as_tensor(scores, dtype=torch.float32)
+    s = torch.as_tensor(np.array(scores, dtype=np.float32))
     if task == "regression":
-        y = torch.as_tensor(y_true, dtype=torch.float32)
+        y = torch.as_tensor(np.array(y_true, dtype=np.float32))
         s = s.reshape(-1)
         return {
             "rmse": float(mean_squared_error(s, y, squared=False)),
             "mae": float(mean_absolute_error(s, y)),
             "r2": float(r2_score(s, y)) if len(y) > 1 else float("nan"),
         }
-    y = torch.as_tensor(y_true, dtype=torch.long)
+    y = torch.as_tensor(np.array(y_true, dtype=np.int64))
     if task == "binary":
         s = s.reshape(-1)
         return {

@@ -1,0 +1,110 @@
+"""What the benchmark scripts share: a throwaway repository and timed subprocesses.
+
+Every benchmark runs in a throwaway copy of the repository (``conf/``, a fresh ``git init`` and
+``dvc init``, ``SHIPYARD_ROOT`` pointing at it), so the real ``data/`` and ``pipelines/`` are
+never written.
+
+By default the copy also gets a snapshot of the framework's source (``packages/*/src/shipyard``
+merged into ``src/shipyard``), put first on ``PYTHONPATH`` for every command. The compiled
+stages depend on the source folders of the packages they run, so without the snapshot an edit
+under ``packages/`` while a benchmark runs would rerun stages (and time a different code base
+halfway through). ``snapshot=False`` measures the live editable install instead.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["BIN", "LAST_CPU", "REPO", "THREADS", "BenchError", "bench_env", "child_cpu", "make_sandbox", "run"]
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TIMEOUT = 600.0
+
+# CPU seconds (user + system, children included) of the last command :func:`run` ran. Wall time is
+# what the budgets are about; CPU time is reported beside it because other work sharing the
+# machine's cores disturbs it far less.
+LAST_CPU = [0.0]
+
+
+class BenchError(RuntimeError):
+    """A benchmark could not run (as opposed to running over budget)."""
+
+
+SNAPSHOT = "src"
+
+# ``--threads N`` of the entry points: caps the math libraries' threads in every command (both
+# sides of a ratio alike). Unset, each library picks its default (one thread per core).
+THREADS: list[int | None] = [None]
+_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def bench_env(root: Path | None) -> dict[str, str]:
+    """The environment for a benchmark command: no telemetry, the venv first on PATH,
+    ``SHIPYARD_ROOT`` set to ``root`` (or unset) and ``root``'s source snapshot, if any, first
+    on ``PYTHONPATH``."""
+    env = dict(os.environ)
+    env.pop("SHIPYARD_OVERRIDES", None)
+    env.pop("PYTHONPATH", None)
+    if root is not None and (root / SNAPSHOT / "shipyard").is_dir():
+        env["PYTHONPATH"] = str(root / SNAPSHOT)
+    env.update(
+        KEDRO_DISABLE_TELEMETRY="true",
+        DO_NOT_TRACK="1",
+        DVC_NO_ANALYTICS="1",
+        BENTOML_DO_NOT_TRACK="True",
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+    )
+    if THREADS[0]:
+        env.update(dict.fromkeys(_THREAD_VARS, str(THREADS[0])))
+    if root is None:
+        env.pop("SHIPYARD_ROOT", None)
+    else:
+        env["SHIPYARD_ROOT"] = str(root)
+    return env
+
+
+def child_cpu() -> float:
+    """User + system CPU seconds of every finished child process so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = TIMEOUT) -> tuple[float, str]:
+    """Wall seconds of ``cmd`` and its output (stderr merged); :class:`BenchError` on failure."""
+    cpu = child_cpu()
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise BenchError(f"`{' '.join(cmd)}` ran past {timeout:.0f} s") from exc
+    seconds = time.perf_counter() - start
+    LAST_CPU[0] = child_cpu() - cpu
+    if proc.returncode != 0:
+        raise BenchError(f"`{' '.join(cmd)}` exited {proc.returncode}:\n{proc.stdout[-3000:]}")
+    return seconds, proc.stdout
+
+
+def make_sandbox(parent: Path, snapshot: bool = True) -> Path:
+    """A throwaway Shipyard repository under ``parent``: a copy of ``conf/``, git and DVC, and
+    (``snapshot``) a copy of the framework's source."""
+    root = parent / "repo"
+    shutil.copytree(REPO / "conf", root / "conf")
+    if snapshot:
+        for package in sorted((REPO / "packages").glob("*/src/shipyard/*")):
+            if package.is_dir() and not package.name.startswith(("_", ".")):
+                shutil.copytree(
+                    package, root / SNAPSHOT / "shipyard" / package.name, ignore=shutil.ignore_patterns("__pycache__")
+                )
+    env = bench_env(root)
+    run(["git", "init", "-q"], root, env)
+    run([str(BIN / "dvc"), "init", "-q"], root, env)
+    return root

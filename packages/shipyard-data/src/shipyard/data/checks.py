@@ -1,0 +1,227 @@
+"""Data checks: the tests a data scientist would otherwise do by eye, codified.
+
+Schema (required columns, dtypes, allowed values, ranges, unique keys) runs through pandera;
+nulls, duplicates, distributions, class balance, correlated pairs and single-feature target
+leakage are computed here. :func:`run_checks` returns a report; the caller decides to stop.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["DTYPES", "format_summary", "run_checks"]
+
+DTYPES = ("int", "float", "number", "str", "bool", "category")
+
+
+def _fail(check: str, column: str | None, observed: Any, expected: Any) -> dict[str, Any]:
+    return {"check": check, "column": column, "observed": observed, "expected": expected}
+
+
+def _dtype_ok(series: pd.Series, dtype: str) -> bool:
+    import pandas as pd
+
+    api = pd.api.types
+    return {
+        "int": api.is_integer_dtype,
+        "float": api.is_float_dtype,
+        "number": api.is_numeric_dtype,
+        "bool": api.is_bool_dtype,
+        "str": lambda s: api.is_string_dtype(s) or api.is_object_dtype(s),
+        "category": lambda s: (
+            isinstance(s.dtype, pd.CategoricalDtype) or api.is_string_dtype(s) or api.is_object_dtype(s)
+        ),
+    }[dtype](series)
+
+
+def _schema_failures(frame: pd.DataFrame, columns: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Required columns, allowed values, ranges and uniqueness, through pandera."""
+    import pandera.pandas as pa
+    from pandera.errors import SchemaErrors
+
+    failures = []
+    spec = {}
+    for name, rule in columns.items():
+        if name not in frame.columns:
+            if rule.get("required", True):
+                failures.append(_fail("required column", name, "missing", "present"))
+            continue
+        if rule.get("dtype") and not _dtype_ok(frame[name], rule["dtype"]):
+            failures.append(_fail("dtype", name, str(frame[name].dtype), rule["dtype"]))
+        checks = []
+        if rule.get("allowed") is not None:
+            checks.append(pa.Check.isin(list(rule["allowed"])))
+        if rule.get("min") is not None:
+            checks.append(pa.Check.ge(rule["min"]))
+        if rule.get("max") is not None:
+            checks.append(pa.Check.le(rule["max"]))
+        spec[name] = pa.Column(checks=checks, nullable=True, unique=bool(rule.get("unique")), required=False)
+    if not spec:
+        return failures
+    try:
+        pa.DataFrameSchema(spec).validate(frame, lazy=True)
+    except SchemaErrors as errors:
+        cases = errors.failure_cases
+        for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=True):
+            rule = columns.get(str(column), {})
+            values = group["failure_case"].astype(str).unique().tolist()
+            name = str(check).split("(")[0]
+            label = {
+                "isin": "allowed values",
+                "greater_than_or_equal_to": "min",
+                "less_than_or_equal_to": "max",
+                "field_uniqueness": "unique",
+            }.get(name, "unique" if "unique" in name else name)
+            expected = {
+                "allowed values": f"one of {rule.get('allowed')}",
+                "min": f">= {rule.get('min')}",
+                "max": f"<= {rule.get('max')}",
+                "unique": "no repeated value",
+            }.get(label, str(check))
+            failures.append(_fail(label, str(column), f"{len(group)} row(s), e.g. {values[:3]}", expected))
+    return failures
+
+
+def _distribution_failures(frame: pd.DataFrame, columns: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    failures = []
+    for name, rule in columns.items():
+        if name not in frame.columns:
+            continue
+        series = frame[name]
+        if rule.get("max_null_fraction") is not None:
+            share = float(series.isna().mean())
+            if share > rule["max_null_fraction"]:
+                failures.append(_fail("nulls", name, round(share, 4), f"<= {rule['max_null_fraction']}"))
+        if rule.get("mean") is not None:
+            low, high = rule["mean"]
+            mean = float(series.mean())
+            if not low <= mean <= high:
+                failures.append(_fail("mean", name, round(mean, 6), f"in [{low}, {high}]"))
+        for q, (low, high) in (rule.get("quantiles") or {}).items():
+            value = float(series.quantile(float(q)))
+            if not low <= value <= high:
+                failures.append(_fail(f"quantile {q}", name, round(value, 6), f"in [{low}, {high}]"))
+        if rule.get("most_frequent") is not None:
+            top = series.mode(dropna=True)
+            observed = str(top.iloc[0]) if len(top) else None
+            if observed != str(rule["most_frequent"]):
+                failures.append(_fail("most frequent value", name, observed, str(rule["most_frequent"])))
+    return failures
+
+
+def _numeric(frame: pd.DataFrame, features: list[str]) -> list[str]:
+    import pandas as pd
+
+    return [c for c in features if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
+
+
+def _correlated_pairs(frame: pd.DataFrame, features: list[str], threshold: float) -> list[tuple[str, str, float]]:
+    import numpy as np
+
+    numeric = _numeric(frame, features)
+    if len(numeric) < 2:
+        return []
+    corr = frame[numeric].corr().abs().to_numpy()
+    pairs = []
+    rows, cols = np.nonzero(np.triu(corr >= threshold, k=1))
+    for i, j in zip(rows, cols, strict=True):
+        pairs.append((numeric[i], numeric[j], round(float(corr[i, j]), 4)))
+    return sorted(pairs, key=lambda p: -p[2])
+
+
+def _leakage(frame: pd.DataFrame, features: list[str], target: str, task: str) -> list[tuple[str, float]]:
+    """How well each feature alone predicts the target: 3-fold cross-validated balanced
+    accuracy (classification) or R² (regression, or r² when larger) of a depth-3 tree on that
+    one feature."""
+    import numpy as np
+    from sklearn.model_selection import cross_val_score
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+    y = frame[target]
+    if task == "regression":
+        model, scoring = DecisionTreeRegressor(max_depth=3, random_state=0), "r2"
+    else:
+        if y.value_counts().min() < 3:
+            return []
+        model, scoring = DecisionTreeClassifier(max_depth=3, random_state=0), "balanced_accuracy"
+    scores = []
+    for name in features:
+        column = frame[name]
+        x = column.astype("category").cat.codes.replace(-1, np.nan) if name not in _numeric(frame, [name]) else column
+        values = x.to_numpy(dtype=np.float64).reshape(-1, 1)
+        score = float(np.mean(cross_val_score(model, values, y, cv=3, scoring=scoring)))
+        if task == "regression" and np.isfinite(values).all():
+            # A tree of depth 3 approximates a straight line coarsely; r² catches linear leaks.
+            score = max(score, float(np.corrcoef(values[:, 0], y.to_numpy(dtype=float))[0, 1] ** 2))
+        scores.append((name, round(score, 4)))
+    return sorted(scores, key=lambda s: -s[1])
+
+
+def run_checks(frame: pd.DataFrame, checks: dict[str, Any], target: str, task: str, aux: list[str]) -> dict[str, Any]:
+    """Run every configured check on the ingested frame; return the report."""
+    key = str(frame.columns[0])
+    features = [c for c in frame.columns[1:] if c != target and c not in aux]
+    columns = {str(k): dict(v) for k, v in (checks.get("columns") or {}).items()}
+    failures: list[dict[str, Any]] = []
+    warnings: list[dict[str, Any]] = []
+    failures += _schema_failures(frame, columns)
+    failures += _distribution_failures(frame, columns)
+
+    limit = float(checks.get("max_null_fraction", 1.0))
+    for name in frame.columns:
+        share = float(frame[name].isna().mean())
+        if share > limit and columns.get(name, {}).get("max_null_fraction") is None:
+            failures.append(_fail("nulls", name, round(share, 4), f"<= {limit}"))
+
+    duplicated = float(frame.drop(columns=[key]).duplicated().mean()) if len(frame) else 0.0
+    if duplicated > float(checks.get("max_duplicate_fraction", 0.0)):
+        failures.append(
+            _fail(
+                "duplicates", None, f"{duplicated:.2%} of rows", f"<= {checks.get('max_duplicate_fraction', 0.0):.2%}"
+            )
+        )
+
+    balance = checks.get("class_balance")
+    if balance and task != "regression":
+        low, high = balance
+        shares = frame[target].value_counts(normalize=True)
+        for cls, share in shares.items():
+            if not low <= share <= high:
+                failures.append(
+                    _fail("class balance", target, f"class {cls!r}: {share:.2%}", f"in [{low:.2%}, {high:.2%}]")
+                )
+
+    corr = checks.get("correlation") or {}
+    if corr.get("threshold") is not None:
+        for a, b, value in _correlated_pairs(frame, features, float(corr["threshold"])):
+            entry = _fail("correlated features", f"{a} ~ {b}", value, f"|r| < {corr['threshold']}")
+            (failures if corr.get("action", "warn") == "fail" else warnings).append(entry)
+
+    leak = checks.get("leakage") or {}
+    if leak.get("threshold") is not None and len(frame) >= 30:
+        for name, score in _leakage(frame, features, target, task):
+            if score >= float(leak["threshold"]):
+                entry = _fail("target leakage", name, score, f"single-feature score < {leak['threshold']}")
+                (failures if leak.get("action", "fail") == "fail" else warnings).append(entry)
+
+    return {
+        "passed": not failures,
+        "rows": len(frame),
+        "columns": len(frame.columns),
+        "failures": failures,
+        "warnings": warnings,
+    }
+
+
+def format_summary(report: dict[str, Any], project: str) -> str:
+    """The report as lines a person reads."""
+    status = "PASSED" if report["passed"] else "FAILED"
+    lines = [f"data checks for {project}: {status} ({report['rows']} rows, {report['columns']} columns)"]
+    for title, entries in (("failed", report["failures"]), ("warning", report["warnings"])):
+        for e in entries:
+            column = f" [{e['column']}]" if e["column"] else ""
+            lines.append(f"  {title}: {e['check']}{column}: observed {e['observed']}, expected {e['expected']}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,63 @@
+"""An image folder source: one sub-folder per class, every image resized to ``data.shape``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shipyard.core.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["IMAGE_SUFFIXES", "read_image_folder"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def read_image_folder(source: dict[str, Any], root: Path) -> pd.DataFrame:
+    """One row per image: ``path`` (the key), ``pixel_<i>`` features in [0, 1], ``label``."""
+    import numpy as np
+    import pandas as pd
+    from PIL import Image, UnidentifiedImageError
+
+    shape = source.get("shape")
+    if not shape or len(shape) != 3 or shape[0] not in (1, 3):
+        raise ConfigError(
+            "an image folder needs data.shape [channels (1 or 3), height, width]",
+            key="data.shape",
+            value=shape,
+            fix="e.g. shape: [1, 28, 28]",
+        )
+    folder = root / str(source.get("path") or "")
+    if not source.get("path") or not folder.is_dir():
+        raise DataError(
+            f"image folder {source.get('path')} does not exist",
+            where=str(source.get("path")),
+            fix="fix data.source.path",
+        )
+    channels, height, width = (int(v) for v in shape)
+    mode = "L" if channels == 1 else "RGB"
+    rows, keys, labels = [], [], []
+    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+        try:
+            with Image.open(path) as image:
+                pixels = np.asarray(image.convert(mode).resize((width, height)), dtype=np.float32) / 255.0
+        except (UnidentifiedImageError, OSError) as exc:
+            raise DataError(
+                f"image {path.relative_to(root)} cannot be decoded: {exc}",
+                where=str(path.relative_to(root)),
+                fix="replace or delete the file",
+            ) from exc
+        pixels = pixels.reshape(height, width, channels).transpose(2, 0, 1)
+        rows.append(pixels.reshape(-1))
+        keys.append(path.relative_to(folder).as_posix())
+        labels.append(path.relative_to(folder).parts[0])
+    if not rows:
+        raise DataError(
+            f"image folder {source['path']} holds no images", where=str(source["path"]), fix="one sub-folder per class"
+        )
+    frame = pd.DataFrame(np.stack(rows), columns=[f"pixel_{i}" for i in range(len(rows[0]))])
+    frame.insert(0, "path", keys)
+    frame["label"] = labels
+    return frame
