@@ -18,6 +18,7 @@ __all__ = [
     "ChecksConf",
     "ColumnCheckConf",
     "DataConf",
+    "DeployConf",
     "EarlyStoppingConf",
     "EnvConf",
     "EvaluateConf",
@@ -156,6 +157,17 @@ class EvaluateConf:
 
 
 @dataclass
+class DeployConf:
+    """``targets`` lists what `make deploy` builds; each target's settings live in its own
+    section (conf/deploy/<target>/default.yaml), validated by the target's builder."""
+
+    targets: list[str] = field(default_factory=list)
+    service: Any = field(default_factory=dict)
+    batch: Any = field(default_factory=dict)
+    edge: Any = field(default_factory=dict)
+
+
+@dataclass
 class EnvConf:
     name: str = "local"
     dvc_remote: str | None = None
@@ -173,6 +185,8 @@ class ShipyardConfig:
     optim: OptimConf = field(default_factory=OptimConf)
     trainer: TrainerConf = field(default_factory=TrainerConf)
     evaluate: EvaluateConf = field(default_factory=EvaluateConf)
+    search: Any = None  # conf/search/<name>.yaml, chosen with search=<name>; validated by shipyard.search
+    deploy: DeployConf = field(default_factory=DeployConf)
     env: EnvConf = field(default_factory=EnvConf)
 
 

@@ -1,0 +1,80 @@
+"""Fixtures for deploy tests: real bundles trained (briefly) on the example data sets.
+
+Each example is trained once per test session through the same functions the pipeline runs
+(fetch, ingest, split, fit preprocessing, Lightning training), into a temporary folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "breast_cancer": {
+        "data": {"source": {"kind": "csv", "path": "bc.csv", "fetch": "sklearn:breast_cancer"}, "target": "target"},
+        "task": "binary",
+        "model": {"_target_": "shipyard.train.models.MLP", "hidden": [32, 16], "dropout": 0.1, "activation": "relu"},
+    },
+    "digits": {
+        "data": {"source": {"kind": "csv", "path": "digits.csv", "fetch": "sklearn:digits"}, "target": "target", "shape": [1, 8, 8]},
+        "task": "multiclass",
+        "model": {"_target_": "shipyard.train.models.CNN", "channels": [8, 16], "kernel_size": 3, "hidden": 32, "dropout": 0.1},
+    },
+    "churn": {
+        "data": {"source": {"kind": "csv", "path": "churn.csv", "fetch": "synthetic:churn"}, "target": "churned", "key": "customer_id"},
+        "task": "binary",
+        "model": {"_target_": "shipyard.train.models.MLP", "hidden": [16], "dropout": 0.0, "activation": "relu"},
+    },
+}
+
+
+@dataclass
+class Example:
+    name: str
+    bundle_dir: Path
+    train: pd.DataFrame
+    val: pd.DataFrame
+    test: pd.DataFrame
+    key: str
+    target: str
+
+
+def _train_example(name: str, root: Path) -> Example:
+    from shipyard.data import fetch_raw, fit_preprocessor, ingest, split_frame
+    from shipyard.train.fit import train_model
+
+    spec = EXAMPLES[name]
+    data = {"key": None, "features": None, "drop": [], "shape": None, **spec["data"]}
+    fetch_raw(data["source"], root)
+    frame = ingest(data, root)
+    split = {"kind": "stratified", "train": 0.7, "val": 0.15, "test": 0.15}
+    train, val, test, _ = split_frame(frame, split, data, spec["task"], 42)
+    state = fit_preprocessor(train, data, {"numeric": "standard", "impute": "median", "categorical": "onehot"}, spec["task"])
+    trainer = {
+        "accelerator": "cpu", "devices": 1, "num_nodes": 1, "strategy": "auto", "precision": "32-true",
+        "max_epochs": 8, "min_epochs": 1, "batch_size": 64, "gradient_clip_val": None, "deterministic": True,
+        "progress_bar": False, "log_every_n_steps": 5,
+        "early_stopping": {"enabled": False, "monitor": "val/loss", "mode": "min", "patience": 5, "min_delta": 0.0},
+    }
+    conf = {
+        "model": spec["model"],
+        "optim": {"name": "adamw", "lr": 0.003, "weight_decay": 0.0},
+        "trainer": trainer,
+        "seed": 42,
+        "project": {"name": name, "team": "examples", "task": spec["task"]},
+    }
+    result = train_model(train, val, state, conf, root / f"{name}-work")
+    bundle_dir = root / f"{name}-bundle"
+    result.bundle.save(bundle_dir)
+    return Example(name, bundle_dir, train, val, test, str(frame.columns[0]), data["target"])
+
+
+@pytest.fixture(scope="session")
+def examples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Example]:
+    """``{"breast_cancer": Example, "digits": Example, "churn": Example}``, trained once."""
+    root = tmp_path_factory.mktemp("examples")
+    return {name: _train_example(name, root) for name in EXAMPLES}
