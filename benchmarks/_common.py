@@ -21,7 +21,20 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["BIN", "LAST_CPU", "REPO", "THREADS", "BenchError", "bench_env", "child_cpu", "make_sandbox", "run"]
+__all__ = [
+    "BIN",
+    "GATE_FAILED",
+    "LAST_CPU",
+    "MAKE_FAILED",
+    "REPO",
+    "THREADS",
+    "BenchError",
+    "bench_env",
+    "check_exit",
+    "child_cpu",
+    "make_sandbox",
+    "run",
+]
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -76,8 +89,24 @@ def child_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = TIMEOUT) -> tuple[float, str]:
-    """Wall seconds of ``cmd`` and its output (stderr merged); :class:`BenchError` on failure."""
+# `shipyard train` exits 3 when every stage ran but the model failed its quality gate (make then
+# exits 2): a finished run as far as timing goes; the verdict is reported separately.
+GATE_FAILED = 3
+MAKE_FAILED = 2
+
+
+def check_exit(cmd: list[str], rc: int, output: str, gate_rc: int | None = None) -> None:
+    """Raise :class:`BenchError` unless ``cmd`` succeeded, or exited ``gate_rc`` on a failed gate."""
+    if rc == 0 or (gate_rc is not None and rc == gate_rc and "gate FAILED" in output):
+        return
+    raise BenchError(f"`{' '.join(cmd)}` exited {rc}:\n{output[-3000:]}")
+
+
+def run(
+    cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = TIMEOUT, gate_rc: int | None = None
+) -> tuple[float, str]:
+    """Wall seconds of ``cmd`` and its output (stderr merged); :class:`BenchError` when it fails
+    (see :func:`check_exit`)."""
     cpu = child_cpu()
     start = time.perf_counter()
     try:
@@ -88,8 +117,7 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = TIMEOUT
         raise BenchError(f"`{' '.join(cmd)}` ran past {timeout:.0f} s") from exc
     seconds = time.perf_counter() - start
     LAST_CPU[0] = child_cpu() - cpu
-    if proc.returncode != 0:
-        raise BenchError(f"`{' '.join(cmd)}` exited {proc.returncode}:\n{proc.stdout[-3000:]}")
+    check_exit(cmd, proc.returncode, proc.stdout, gate_rc)
     return seconds, proc.stdout
 
 

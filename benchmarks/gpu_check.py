@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import BIN, BenchError, bench_env, make_sandbox, run
+from _common import BIN, GATE_FAILED, BenchError, bench_env, make_sandbox, run
 
 PROJECT = "vision/digits"
 REPORT = Path("data/vision/digits/08_reporting/train_report.json")
@@ -35,9 +35,10 @@ def train(root: Path, trainer: str, deadline: float) -> dict[str, Any]:
     if left < 10:
         raise BenchError(f"no time left for trainer={trainer} (the check stops at {DEADLINE_S:.0f} s)")
     cmd = [str(BIN / "shipyard"), "train", PROJECT, f"trainer={trainer}", "trainer.progress_bar=false", "--force"]
-    wall, _ = run(cmd, root, bench_env(root), timeout=left)
+    wall, out = run(cmd, root, bench_env(root), timeout=left, gate_rc=GATE_FAILED)
     report = json.loads((root / REPORT).read_text())
-    return {"trainer": trainer, "wall_seconds": round(wall, 2), **report}
+    gate = "FAILED" if "gate FAILED" in out else "passed" if "gate passed" in out else "-"
+    return {"trainer": trainer, "wall_seconds": round(wall, 2), "gate": gate, **report}
 
 
 def line(r: dict[str, Any]) -> str:
@@ -46,7 +47,7 @@ def line(r: dict[str, Any]) -> str:
     return (
         f"trainer={r['trainer']:<4} {r['samples_per_second']:>10,.1f} samples/s   "
         f"train {r['train_seconds']:7.2f} s   epochs {r['epochs']:>3}   whole run {r['wall_seconds']:7.2f} s   "
-        f"{hw['accelerator']} {hw['precision']} on {device}"
+        f"{hw['accelerator']} {hw['precision']} on {device}   gate {r['gate']}"
     )
 
 

@@ -23,9 +23,26 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _common import BIN, LAST_CPU, REPO, THREADS, TIMEOUT, BenchError, bench_env, child_cpu, make_sandbox, run
+from _common import (
+    BIN,
+    GATE_FAILED,
+    LAST_CPU,
+    MAKE_FAILED,
+    REPO,
+    THREADS,
+    TIMEOUT,
+    BenchError,
+    bench_env,
+    check_exit,
+    child_cpu,
+    make_sandbox,
+    run,
+)
 
 PROJECT = "tabular/breast_cancer"
+# Hydra overrides for every `shipyard` command of a run (``--fixed-epochs`` adds one).
+OVERRIDES: list[str] = []
+FIXED_EPOCHS = "trainer.early_stopping.enabled=false"
 STAGE_LINE = re.compile(r"^▶ (\S+)\s*$")
 
 
@@ -72,8 +89,7 @@ def run_staged(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, d
     end = time.perf_counter()
     LAST_CPU[0] = child_cpu() - cpu
     output = "".join(lines)
-    if rc != 0:
-        raise BenchError(f"`{' '.join(cmd)}` exited {rc}:\n{output[-3000:]}")
+    check_exit(cmd, rc, output, GATE_FAILED)
     ends = [t for _, t in marks[1:]] + [end]
     stages = {name: later - t for (name, t), later in zip(marks, ends, strict=True)}
     return end - start, stages, output
@@ -87,7 +103,7 @@ def median(values: list[float]) -> float:
 
 
 def resolved_config(root: Path) -> dict[str, Any]:
-    _, out = run([str(BIN / "shipyard"), "config", PROJECT, "--json"], root, bench_env(root))
+    _, out = run([str(BIN / "shipyard"), "config", PROJECT, *OVERRIDES, "--json"], root, bench_env(root))
     return json.loads(out)
 
 
@@ -144,14 +160,15 @@ def bench_train(root: Path, config: dict[str, Any], repeats: int, log: Any) -> t
     reporting = root / "data" / "tabular" / "breast_cancer" / "08_reporting"
 
     log("warm-up: shipyard train (fetches the raw CSV, first compile) and one hand-written run")
-    warm, _ = run([shipyard, "train", PROJECT], root, env)
+    warm, _ = run([shipyard, "train", PROJECT, *OVERRIDES], root, env, gate_rc=GATE_FAILED)
     shutil.rmtree(workdir, ignore_errors=True)
     run(script, root, env)
 
-    pipeline, scripted, stages, inner, reports = [], [], [], [], []
+    pipeline, scripted, stages, inner, reports, gates = [], [], [], [], [], []
     cpu: dict[str, list[float]] = {"pipeline": [], "handwritten": []}
     for i in range(repeats):
-        seconds, per_stage, _ = run_staged([shipyard, "train", PROJECT, "--force"], root, env)
+        seconds, per_stage, out = run_staged([shipyard, "train", PROJECT, *OVERRIDES, "--force"], root, env)
+        gates.append("FAILED" if "gate FAILED" in out else "passed" if "gate passed" in out else "-")
         cpu["pipeline"].append(LAST_CPU[0])
         pipeline.append(seconds)
         stages.append(per_stage)
@@ -178,6 +195,7 @@ def bench_train(root: Path, config: dict[str, Any], repeats: int, log: Any) -> t
         "pipeline_stage_seconds_median": {k: median([d.get(k, 0.0) for d in stages]) for k in stages[0]},
         "pipeline_train_seconds_median": median([r["train"]["train_seconds"] for r in reports]),
         "pipeline_epochs": [r["train"]["epochs"] for r in reports],
+        "pipeline_gate": gates,
         "pipeline_test_metrics": {k: v for k, v in reports[-1]["metrics"].items() if k.startswith("test/")},
         "handwritten_seconds_median": {
             k: median([r["seconds"][k] for r in inner]) for k in inner[0]["seconds"]
@@ -193,14 +211,14 @@ def bench_train(root: Path, config: dict[str, Any], repeats: int, log: Any) -> t
     return row, detail
 
 
-def noop_run(cmd: list[str], cwd: Path, env: dict[str, str], log: Any) -> float:
+def noop_run(cmd: list[str], cwd: Path, env: dict[str, str], log: Any, gate_rc: int = GATE_FAILED) -> float:
     """Seconds of one run of ``cmd`` that must find every stage up to date.
 
     The stages depend on the framework's source folders, so an edit under packages/ while the
     benchmark runs makes DVC rerun them; such a run is not timed, and is tried again once.
     """
     for attempt in range(2):
-        seconds, out = run(cmd, cwd, env)
+        seconds, out = run(cmd, cwd, env, gate_rc=gate_rc)
         ran = [m.group(1) for m in map(STAGE_LINE.match, out.splitlines()) if m]
         if not ran and "up to date: " in out:
             return seconds
@@ -213,7 +231,7 @@ def bench_noop(root: Path, full: float, repeats: int, log: Any) -> list[Row]:
     env = bench_env(root)
     shipyard = str(BIN / "shipyard")
     log("no-op: shipyard train with nothing changed")
-    samples = [noop_run([shipyard, "train", PROJECT], root, env, log) for _ in range(repeats)]
+    samples = [noop_run([shipyard, "train", PROJECT, *OVERRIDES], root, env, log) for _ in range(repeats)]
     m = median(samples)
     rows = [
         Row("no-op shipyard train (absolute)", m, None, "-", "s", "≤ 2 s", m <= 2.0, None, {"noop": samples}),
@@ -233,7 +251,8 @@ def bench_noop(root: Path, full: float, repeats: int, log: Any) -> list[Row]:
         return rows
     log("no-op: make train from the repository root (setup check included)")
     make_cmd = ["make", "--no-print-directory", "-C", str(REPO), "train", f"PROJECT={PROJECT}"]
-    make = [noop_run(make_cmd, REPO, env, log) for _ in range(repeats)]
+    make_cmd.append(f"ARGS={' '.join(OVERRIDES)}")
+    make = [noop_run(make_cmd, REPO, env, log, MAKE_FAILED) for _ in range(repeats)]
     mm = median(make)
     rows.append(
         Row("no-op make train / full run", mm, full, "full --force run", "ratio", "≤ 2 s and ≤ 5 %",
@@ -284,7 +303,8 @@ def details_text(train: Row, detail: dict[str, Any]) -> str:
             f"pipeline stages, median s (wall, from the ▶ lines): {fmt(st)}",
             f"pipeline Trainer.fit, median s (train_report.json): {detail['pipeline_train_seconds_median']:.2f}",
             f"hand-written phases, median s (in-process; plus interpreter start/exit): {fmt(hw)}",
-            f"epochs run: pipeline {detail['pipeline_epochs']}, hand-written {detail['handwritten_epochs']}",
+            f"epochs run: pipeline {detail['pipeline_epochs']}, hand-written {detail['handwritten_epochs']}; "
+            f"pipeline quality gate: {', '.join(detail['pipeline_gate'])}",
             f"test metrics: pipeline {metrics(detail['pipeline_test_metrics'])}",
             f"              hand-written {metrics(detail['handwritten_test_metrics'])}",
         ]
@@ -302,8 +322,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--threads", type=int, help="cap torch/BLAS threads (OMP_NUM_THREADS) in every command; 1 on a busy machine"
     )
+    parser.add_argument(
+        "--fixed-epochs",
+        action="store_true",
+        help=f"turn early stopping off on both sides ({FIXED_EPOCHS}), so both train max_epochs",
+    )
     args = parser.parse_args(argv)
     THREADS[0] = args.threads
+    if args.fixed_epochs:
+        OVERRIDES.append(FIXED_EPOCHS)
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
@@ -332,9 +359,17 @@ def main(argv: list[str] | None = None) -> int:
     print()
     if args.threads:
         print(f"(every command ran with OMP_NUM_THREADS={args.threads})")
+    if OVERRIDES:
+        print(f"(every shipyard command ran with the overrides: {' '.join(OVERRIDES)})")
     print(table(rows))
     print()
     print(details_text(rows[0], detail))
+    epochs = (detail["pipeline_epochs"], detail["handwritten_epochs"])
+    if sorted(set(epochs[0])) != sorted(set(epochs[1])):
+        print(
+            f"\nNOTE: the two sides stopped early at different epochs ({epochs[0]} vs {epochs[1]}): the training "
+            "ratio mixes framework overhead with training dynamics; --fixed-epochs trains max_epochs on both"
+        )
     load_after = os.getloadavg()[0]
     if max(load_before, load_after) > 0.5 * (os.cpu_count() or 1) + 1.0:
         print(f"\nWARNING: the machine was busy (1-minute load {load_before:.2f} before, {load_after:.2f} after, "
@@ -356,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
             "cpu_count": os.cpu_count(),
             "load_average_1m": {"before": load_before, "after": load_after},
             "threads": args.threads,
+            "overrides": OVERRIDES,
         },
         "rows": [asdict(r) for r in rows],
         "train_detail": detail,

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# Overrides that switch the quality gate off, for tests about something else.
+NO_GATE = ("gate.enabled=false",)
 QUIET = {
     "KEDRO_DISABLE_TELEMETRY": "true",
     "DO_NOT_TRACK": "1",
@@ -48,10 +50,11 @@ class Repo:
         return proc
 
     def train(
-        self, project: str, *overrides: str, check: bool = True
+        self, project: str, *overrides: str, check: bool = True, gate: bool = False
     ) -> tuple[list[str], subprocess.CompletedProcess[str]]:
-        """Train; return the stages that ran (in order) and the process."""
-        proc = self.run("train", project, *overrides, check=check)
+        """Train; return the stages that ran (in order) and the process. The quality gate is
+        off unless ``gate`` (tests about other things must not depend on model quality)."""
+        proc = self.run("train", project, *overrides, *(() if gate else NO_GATE), check=check)
         ran = [line[2:].strip() for line in proc.stderr.splitlines() if line.startswith("▶ ")]
         return ran, proc
 
@@ -69,7 +72,14 @@ def make_repo(path: Path) -> Repo:
     path.mkdir(parents=True, exist_ok=True)
     shutil.copytree(ROOT / "conf", path / "conf")
     shutil.copy(ROOT / ".dvcignore", path / ".dvcignore")
-    for cmd in (["git", "init", "-q"], [str(Path(sys.executable).parent / "dvc"), "init", "-q"]):
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "config", "user.email", "test@shipyard.invalid"],
+        ["git", "config", "user.name", "Shipyard tests"],
+        [str(Path(sys.executable).parent / "dvc"), "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-q", "-m", "a Shipyard repository"],
+    ):
         subprocess.run(cmd, cwd=path, check=True, env=cli_env(path))
     return Repo(path)
 

@@ -40,7 +40,7 @@ def test_layers_apply_in_order() -> None:
     """framework < team < project < CLI."""
     base = to_dict(compose("tabular/breast_cancer", root=ROOT))
     assert base["trainer"]["max_epochs"] == 40  # team tabular overrides the trainer default (30)
-    assert base["model"]["hidden"] == [32, 16]  # the project overrides conf/model/mlp.yaml
+    assert base["model"]["hidden"] == [64, 32] and base["optim"]["lr"] == 0.01  # the project overrides
     cli = to_dict(compose("tabular/breast_cancer", ["trainer.max_epochs=3", "model.hidden=[8]"], root=ROOT))
     assert cli["trainer"]["max_epochs"] == 3 and cli["model"]["hidden"] == [8]
     digits = to_dict(compose("vision/digits", root=ROOT))

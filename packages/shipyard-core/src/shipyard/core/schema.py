@@ -22,6 +22,7 @@ __all__ = [
     "EarlyStoppingConf",
     "EnvConf",
     "EvaluateConf",
+    "GateConf",
     "OptimConf",
     "PreprocessConf",
     "ProjectConf",
@@ -42,6 +43,7 @@ class ProjectConf:
     team: str = MISSING
     task: str = MISSING
     description: str = ""
+    max_age: str | None = None  # retrain at least this often, e.g. 30d, 12h, 2w; `status` flags older models
 
 
 @dataclass
@@ -157,6 +159,22 @@ class EvaluateConf:
 
 
 @dataclass
+class BaselineConf:
+    models: list[str] = field(default_factory=lambda: ["dummy", "linear"])  # dummy | linear
+    margin: float = 0.0  # how much better than the best baseline the model must be
+
+
+@dataclass
+class GateConf:
+    enabled: bool = True  # false: the gate records "skipped" and every model passes (experiments only)
+    metric: str = "auto"  # compared with baselines and production; auto: test/f1, test/accuracy, test/rmse
+    thresholds: dict[str, Any] = field(default_factory=dict)  # {metric: {min: x, max: y}}, checked by the gate
+    baseline: BaselineConf = field(default_factory=BaselineConf)
+    regression_tolerance: float = 0.01  # how much worse than production a new version may be
+    reproducibility: bool = False  # retrain with the same seed and require identical metrics
+
+
+@dataclass
 class DeployConf:
     """``targets`` lists what `make deploy` builds; each target's settings live in its own
     section (conf/deploy/<target>/default.yaml), validated by the target's builder."""
@@ -185,6 +203,7 @@ class ShipyardConfig:
     optim: OptimConf = field(default_factory=OptimConf)
     trainer: TrainerConf = field(default_factory=TrainerConf)
     evaluate: EvaluateConf = field(default_factory=EvaluateConf)
+    gate: GateConf = field(default_factory=GateConf)
     search: Any = None  # conf/search/<name>.yaml, chosen with search=<name>; validated by shipyard.search
     deploy: DeployConf = field(default_factory=DeployConf)
     env: EnvConf = field(default_factory=EnvConf)

@@ -47,23 +47,148 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _say(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from shipyard.engine.compiler import compile_project
     from shipyard.engine.repro import ensure_raw_data, reproduce
+    from shipyard.registry._registry import project_lock
 
     paths, _, config = _compose(args)
-    note = ensure_raw_data(config, paths)
-    if note:
-        print(f"data: {note}", file=sys.stderr)
-    compile_project(config, paths)
-    result = reproduce(paths, config, force=args.force, in_process=not args.subprocess)
-    if result.skipped:
-        print(f"up to date: {', '.join(result.skipped)}", file=sys.stderr)
-    metrics_file = paths.layer("08_reporting") / "metrics.json"
-    if metrics_file.is_file():
-        metrics = json.loads(metrics_file.read_text())
+    with project_lock(paths, wait=args.wait, say=_say):
+        note = ensure_raw_data(config, paths)
+        if note:
+            _say(f"data: {note}")
+        compile_project(config, paths)
+        result = reproduce(paths, config, force=args.force, in_process=not args.subprocess)
+        if result.skipped:
+            _say(f"up to date: {', '.join(result.skipped)}")
+        metrics = json.loads((paths.layer("08_reporting") / "metrics.json").read_text())
         shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith("test/")}
         print(f"{paths.project}: " + ", ".join(f"{k}={v}" for k, v in shown.items()))
+        gate = json.loads((paths.layer("08_reporting") / "gate.json").read_text())
+        if not args.no_register:
+            from shipyard.engine.release import register_run
+
+            version, created, card = register_run(paths, config)
+            gate = card["gate"]
+    for check in gate.get("checks", []):
+        mark = "pass" if check["passed"] else "FAIL"
+        _say(f"  gate {mark}: {check['name']}: {check['observed']} (expected {check['expected']})")
+    verdict = "passed" if gate.get("passed") else "FAILED"
+    if args.no_register:
+        print(f"gate {verdict} (not registered: --no-register)")
+    else:
+        stage = f" ({version.stages[0]})" if version.stages else ""
+        verb = "registered" if created else "already registered as"
+        print(f"{verb} {paths.project} {version.version}{stage}; gate {verdict}")
+    if not gate.get("passed"):
+        _say("the model did not pass its gate: it cannot be promoted (see the checks above)")
+        return 3
+    return 0
+
+
+def _registry_paths(args: argparse.Namespace) -> Any:
+    from shipyard.core.paths import ProjectPaths, find_root
+
+    return ProjectPaths.of(find_root(), args.project)
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from shipyard.registry import Registry
+
+    paths = _registry_paths(args)
+    version, previous = Registry(paths).promote(args.version, args.stage)
+    before = f" (was {previous.version}, now archived)" if previous else ""
+    print(f"{paths.project} {version.version} is now {args.stage}{before}")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from shipyard.registry import Registry
+
+    paths = _registry_paths(args)
+    restored, replaced = Registry(paths).rollback()
+    print(f"{paths.project}: production is {restored.version} again ({replaced.version} archived)")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from shipyard.engine.release import status_of
+
+    paths, _, config = _compose(args)
+    status = status_of(paths, config)
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    stale = " STALE (older than max_age " + str(status["max_age"]) + ")" if status["stale"] else ""
+    print(f"{status['project']} ({status['task']}): production {status['production'] or 'none'}{stale}")
+    for v in status["versions"]:
+        metrics = ", ".join(f"{k}={m:.4f}" for k, m in v["metrics"].items())
+        gate = "gate passed" if v["gate_passed"] else "gate FAILED"
+        print(f"  {v['version']:<8} {v['stage'] or '-':<10} {v['created_at']}  {gate}  {metrics}")
+    for target, info in status["deployments"].items():
+        print(f"  deployed {target}: {info['path']}")
+    return 0
+
+
+def cmd_lineage(args: argparse.Namespace) -> int:
+    from shipyard.engine.release import lineage_of
+
+    paths = _registry_paths(args)
+    card = lineage_of(paths, args.version)
+    if args.json:
+        print(json.dumps(card, indent=2))
+        return 0
+    git = card.get("git", {})
+    print(f"{paths.project} {card['version']} ({card.get('stage') or 'no stage'})")
+    print(f"  created:     {card.get('created_at')}")
+    print(f"  commit:      {git.get('commit')}{' (tree was dirty)' if git.get('dirty') else ''}")
+    print(f"  registered:  {card.get('registered_commit')}")
+    print(f"  model:       {card['model']['target']} weights sha256 {card['model']['weights_sha256'][:16]}…")
+    for path, digest in card.get("data", {}).items():
+        print(f"  data:        {path} md5 {digest}")
+    for path, digest in card.get("code", {}).items():
+        print(f"  code:        {path} md5 {digest}")
+    env = card.get("environment", {})
+    print(f"  params:      sha256 {card.get('params_sha256', '')[:16]}…  seed {card.get('seed')}")
+    print(
+        f"  environment: {env.get('lock_file')} sha256 {str(env.get('lock_sha256'))[:16]}…  python {env.get('python')}"
+    )
+    hw = card.get("hardware", {})
+    print(f"  hardware:    {hw.get('accelerator')} x{hw.get('devices')} {hw.get('cuda') or hw.get('cpu')}")
+    training = card.get("training", {})
+    print(f"  training:    {training.get('train_seconds')} s, {training.get('epochs')} epochs")
+    print(
+        "  metrics:     "
+        + ", ".join(f"{k}={v:.4f}" for k, v in card.get("metrics", {}).items() if k.startswith("test/"))
+    )
+    print(f"  gate:        {'passed' if card.get('gate', {}).get('passed') else 'FAILED'}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from shipyard.core.compose import compose, list_projects, to_dict
+    from shipyard.core.paths import ProjectPaths, find_root
+    from shipyard.engine.release import status_of
+
+    root = find_root()
+    rows = []
+    for name in list_projects(root):
+        paths = ProjectPaths.of(root, name)
+        status = status_of(paths, to_dict(compose(name, root=root)))
+        age = f"{status['age_days']:.1f}d" if status["age_days"] is not None else "-"
+        flag = "STALE" if status["stale"] else ""
+        rows.append((name, paths.team, status["production"] or "-", age, status["max_age"] or "-", flag))
+    if args.json:
+        keys = ("project", "team", "production", "age", "max_age", "stale")
+        print(json.dumps([dict(zip(keys, r, strict=True)) for r in rows], indent=2))
+        return 0
+    print(f"{'project':<32} {'team':<12} {'production':<11} {'age':<8} {'max_age':<8}")
+    for row in rows:
+        print(f"{row[0]:<32} {row[1]:<12} {row[2]:<11} {row[3]:<8} {row[4]:<8} {row[5]}")
     return 0
 
 
@@ -107,7 +232,28 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--subprocess", action="store_true", help="run each stage in its own process, as plain dvc repro does"
     )
+    p.add_argument("--no-register", action="store_true", help="do not register the trained model as a version")
+    p.add_argument("--wait", action="store_true", help="wait for another training of the project instead of stopping")
     p.set_defaults(func=cmd_train)
+    p = sub.add_parser("promote", help="put a version that passed its gate into production (or another stage)")
+    p.add_argument("project", metavar="TEAM/NAME")
+    p.add_argument("version", metavar="VERSION", help="e.g. v3 or v3.0.0")
+    p.add_argument("--stage", default="production", choices=("candidate", "staging", "production", "archived"))
+    p.set_defaults(func=cmd_promote)
+    p = sub.add_parser("rollback", help="put the previous production version back")
+    p.add_argument("project", metavar="TEAM/NAME")
+    p.set_defaults(func=cmd_rollback)
+    p = with_project("status", "versions, stages, metrics, gate results, lineage and deployments of a project")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_status)
+    p = sub.add_parser("lineage", help="how a model version was made")
+    p.add_argument("project", metavar="TEAM/NAME")
+    p.add_argument("version", metavar="VERSION")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_lineage)
+    p = sub.add_parser("list", help="every project: team, production version, age, staleness")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)
     sub.add_parser("projects", help="list the projects under conf/project/").set_defaults(func=cmd_projects)
     p = sub.add_parser("stage", help="run one compiled stage (what dvc.yaml calls)")
     p.add_argument("project", metavar="TEAM/NAME")

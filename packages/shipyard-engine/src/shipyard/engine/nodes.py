@@ -116,3 +116,52 @@ def evaluate(
 
         confusion = pd.DataFrame({"actual": [], "predicted": []})
     return metrics, confusion
+
+
+def gate(
+    metrics: dict[str, float],
+    train: Any,
+    val: Any,
+    test: Any,
+    state: dict[str, Any],
+    gate: dict[str, Any],
+    model: dict[str, Any],
+    optim: dict[str, Any],
+    trainer: dict[str, Any],
+    seed: int,
+    project: dict[str, Any],
+    runtime: dict[str, Any],
+) -> dict[str, Any]:
+    """Thresholds and baselines on the test split; optionally a seeded retrain that must
+    reproduce the validation metrics exactly. The comparison with production happens when the
+    version is registered or promoted (production changes outside the pipeline)."""
+    from shipyard.core.features import Preprocessor
+    from shipyard.train.gate import evaluate_gate
+
+    report = evaluate_gate(metrics, train, test, Preprocessor.from_state(state), gate)
+    if gate.get("reproducibility"):
+        from shipyard.train.evaluate import evaluate_bundle
+        from shipyard.train.fit import train_model
+
+        conf = {
+            "model": model,
+            "optim": optim,
+            "trainer": dict(trainer, progress_bar=False),
+            "seed": seed,
+            "project": project,
+        }
+        again = train_model(train, val, state, conf, Path(runtime["train_workdir"]).with_name(".reproduce"))
+        repeat = evaluate_bundle(again.bundle, val, None, {"latency_batch_sizes": []}, 0)
+        first = {k: v for k, v in metrics.items() if k.startswith("val/")}
+        second = {k: v for k, v in repeat.items() if k.startswith("val/")}
+        report["checks"].append(
+            {
+                "name": "reproducible with the same seed",
+                "passed": first == second,
+                "observed": second,
+                "expected": first,
+                "detail": "retrained once more with the same seed and data",
+            }
+        )
+        report["passed"] = all(c["passed"] for c in report["checks"])
+    return report

@@ -52,6 +52,7 @@ DATASETS: dict[str, DatasetSpec] = {
     "train_report": DatasetSpec("08_reporting", "train_report.json", "json"),
     "learning_curve": DatasetSpec("08_reporting", "learning_curve.csv", "csv", "plot", {"x": "epoch", "y": "val/loss"}),
     "metrics": DatasetSpec("08_reporting", "metrics.json", "json", "metrics"),
+    "gate_report": DatasetSpec("08_reporting", "gate.json", "json"),
     "confusion": DatasetSpec(
         "08_reporting", "confusion.csv", "csv", "plot", {"template": "confusion", "x": "actual", "y": "predicted"}
     ),
@@ -124,6 +125,26 @@ NODES: tuple[NodeSpec, ...] = (
         nodes.evaluate,
         ("model_bundle", "val_split", "test_split", "params:evaluate", "runtime"),
         ("metrics", "confusion"),
+        ("train",),
+    ),
+    NodeSpec(
+        "gate",
+        nodes.gate,
+        (
+            "metrics",
+            "train_split",
+            "val_split",
+            "test_split",
+            "preprocessor",
+            "params:gate",
+            "params:model",
+            "params:optim",
+            "params:trainer",
+            "params:seed",
+            "params:project",
+            "runtime",
+        ),
+        ("gate_report",),
         ("train",),
     ),
 )

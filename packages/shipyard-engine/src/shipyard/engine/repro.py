@@ -58,7 +58,8 @@ def ensure_raw_data(config: dict[str, Any], paths: ProjectPaths) -> str | None:
     from dvc.repo import Repo
 
     pointer = raw.with_name(raw.name + ".dvc")
-    with Repo(str(paths.root)) as repo:
+    # DVC prints "git add ..." hints when its context closes; Shipyard says what it did itself.
+    with contextlib.redirect_stdout(io.StringIO()), Repo(str(paths.root)) as repo:
         if pointer.is_file():
             try:
                 repo.checkout(targets=[str(pointer)])
@@ -74,8 +75,7 @@ def ensure_raw_data(config: dict[str, Any], paths: ProjectPaths) -> str | None:
                 where=source["path"],
                 fix="`dvc pull` it from the project's remote, or put the file there",
             )
-        with contextlib.redirect_stdout(io.StringIO()):  # DVC's "git add ..." hints: we say it below
-            repo.add([str(raw)])
+        repo.add([str(raw)])
     return (
         f"wrote {source['path']} from {source['fetch']} and tracked it with DVC "
         f"(commit {source['path']}.dvc to version it)"

@@ -1,0 +1,107 @@
+"""examples/edge_app/predict.py: one row, ai-edge-litert + numpy + metadata.json, no torch."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from shipyard.deploy.edge import build_edge
+from shipyard.train.bundle import ModelBundle
+
+APP = Path(__file__).resolve().parents[3] / "examples" / "edge_app" / "predict.py"
+FAST: dict[str, Any] = {"variants": ["fp32", "int8"], "latency": {"warmup": 1, "repeats": 5, "max_seconds": 0.2}}
+# What the app must not need on a device (the editable installs' path finders are not imports).
+FORBIDDEN = {"torch", "shipyard", "pandas", "lightning", "litert_torch", "jax", "sklearn"}
+
+
+@pytest.fixture(scope="module")
+def edge_dirs(examples: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("edge_app")
+    dirs = {}
+    for name in ("churn", "digits"):
+        ex = examples[name]
+        dirs[name] = root / name
+        build_edge(
+            ex.bundle_dir, dirs[name], FAST, project=f"examples/{name}", version=f"{name}-v7", test_frame=ex.test
+        )
+    return dirs
+
+
+def predict(model_dir: Path, row: Any, *extra: str) -> tuple[int, dict[str, Any] | None, str, set[str]]:
+    """Run the app as a device would; returns (exit code, printed JSON, stderr, top-level imports)."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", str(APP), str(model_dir), "--row", json.dumps(row), *extra],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    imported = set()
+    messages = []
+    for line in proc.stderr.splitlines():
+        if line.startswith("import time:"):
+            imported.add(line.rsplit("|", 1)[-1].strip().split(".")[0])
+        else:
+            messages.append(line)
+    out = json.loads(proc.stdout) if proc.returncode == 0 else None
+    return proc.returncode, out, "\n".join(messages), imported
+
+
+def plain(value: Any) -> Any:
+    """A JSON value for a parquet cell (NaN and None are both null)."""
+    if hasattr(value, "item"):
+        value = value.item()
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def test_app_predicts_what_the_bundle_predicts(edge_dirs: dict[str, Path], examples: dict[str, Any]) -> None:
+    ex = examples["churn"]
+    bundle = ModelBundle.load(ex.bundle_dir)
+    frame = ex.test
+    # A row with a missing number and one with a missing category, as a device would see them.
+    chosen = [
+        int(np.flatnonzero(frame["tenure_months"].isna())[0]),
+        int(np.flatnonzero(frame["payment_method"].isna())[0]),
+    ]
+    for i in chosen:
+        row = {name: plain(frame[name].iloc[i]) for name in bundle.preprocessor.features}
+        code, out, err, imported = predict(edge_dirs["churn"], row)
+        assert code == 0, err
+        assert imported.isdisjoint(FORBIDDEN), imported & FORBIDDEN
+        assert "ai_edge_litert" in imported and "numpy" in imported
+        score = float(bundle.predict_scores(frame.iloc[[i]])[0])
+        assert out is not None and out["probability"] == pytest.approx(score, abs=1e-5)
+        assert out["label"] == bundle.labels(np.array([score]))[0]
+        assert out["model_version"] == "churn-v7" and out["variant"] == "fp32"
+
+
+def test_app_takes_an_image_row_as_a_list_and_a_quantized_variant(
+    edge_dirs: dict[str, Path], examples: dict[str, Any]
+) -> None:
+    ex = examples["digits"]
+    bundle = ModelBundle.load(ex.bundle_dir)
+    row = ex.test.iloc[[3]]
+    values = [float(v) for v in row[bundle.preprocessor.features].to_numpy()[0]]
+    probabilities = bundle.predict_scores(row)[0]
+    code, out, err, _ = predict(edge_dirs["digits"], values)
+    assert code == 0, err
+    assert out is not None and out["label"] == bundle.labels(probabilities[None])[0]
+    assert [out["probabilities"][str(c)] for c in bundle.preprocessor.classes] == pytest.approx(probabilities, abs=1e-5)
+    code, out, err, _ = predict(edge_dirs["digits"], values, "--variant", "int8")
+    assert code == 0 and out is not None and out["variant"] == "int8", err
+    assert sum(out["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_app_explains_a_bad_row(edge_dirs: dict[str, Path]) -> None:
+    code, _, err, _ = predict(edge_dirs["churn"], {"tenure_months": 3})
+    assert code == 2 and "lacks feature(s) 'monthly_charges'" in err and "Traceback" not in err
+    row = {"tenure_months": "long", "monthly_charges": 1, "support_calls": 0, "contract": None, "payment_method": None}
+    code, _, err, _ = predict(edge_dirs["churn"], row)
+    assert code == 2 and "'tenure_months' must be a number or null" in err
+    code, _, err, _ = predict(edge_dirs["churn"], [1, 2], "--variant", "fp16")
+    assert code == 2 and "no 'fp16' variant" in err

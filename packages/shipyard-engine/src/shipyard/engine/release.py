@@ -1,0 +1,186 @@
+"""From a finished pipeline run to a registered model version with its lineage.
+
+The model card gathers what made the model: the git commit (and whether the tree was dirty),
+content hashes of data and code from ``dvc.lock``, the resolved params, the hash of the locked
+environment, seed, hardware, training time, metrics and the gate's verdict, including the
+comparison with the current production version.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from shipyard.core.errors import ConfigError
+from shipyard.core.hashing import file_sha256, json_sha256
+from shipyard.core.paths import ProjectPaths
+from shipyard.engine.pipeline import DATASETS
+
+__all__ = ["lineage_of", "model_card", "parse_age", "register_run", "status_of"]
+
+LOCK_FILE = "requirements.lock"
+
+
+def _git(root: Path, *args: str) -> str:
+    proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+    return proc.stdout.strip() if proc.returncode == 0 else ""
+
+
+def _git_state(paths: ProjectPaths) -> dict[str, Any]:
+    own = {paths.rel(paths.pipeline_dir), paths.rel(paths.data_dir)}
+    dirty = [
+        line[3:]
+        for line in _git(paths.root, "status", "--porcelain", "--untracked-files=no").splitlines()
+        if not any(line[3:].startswith(p) for p in own)
+    ]
+    return {"commit": _git(paths.root, "rev-parse", "HEAD") or None, "dirty": bool(dirty), "dirty_paths": dirty[:20]}
+
+
+def _lock_hashes(paths: ProjectPaths) -> dict[str, Any]:
+    lock = yaml.safe_load(paths.dvc_yaml.with_name("dvc.lock").read_text())
+    data: dict[str, str] = {}
+    code: dict[str, str] = {}
+    outs: dict[str, str] = {}
+    for stage in lock.get("stages", {}).values():
+        for dep in stage.get("deps", []):
+            target = code if "/src/shipyard/" in dep["path"] else data
+            target[dep["path"]] = dep.get("md5") or dep.get("hash", "")
+        for out in stage.get("outs", []):
+            outs[out["path"]] = out.get("md5", "")
+    return {"data": data, "code": code, "outs": outs}
+
+
+def model_card(paths: ProjectPaths, config: dict[str, Any]) -> dict[str, Any]:
+    reporting = paths.layer("08_reporting")
+    report = json.loads((reporting / "train_report.json").read_text())
+    metrics = json.loads((reporting / "metrics.json").read_text())
+    gate = json.loads((reporting / "gate.json").read_text())
+    bundle = DATASETS["model_bundle"].path(paths)
+    hashes = _lock_hashes(paths)
+    lock_file = paths.root / LOCK_FILE
+    return {
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "git": _git_state(paths),
+        "model": {
+            "bundle": paths.rel(bundle),
+            "bundle_md5": hashes["outs"].get(paths.rel(bundle), ""),
+            "weights_sha256": json.loads((bundle / "bundle.json").read_text())["weights_sha256"],
+            "target": config["model"]["_target_"],
+        },
+        "data": hashes["data"],
+        "code": hashes["code"],
+        "outputs": hashes["outs"],
+        "params": config,
+        "params_sha256": json_sha256(config),
+        "environment": {
+            "lock_file": LOCK_FILE if lock_file.is_file() else None,
+            "lock_sha256": file_sha256(lock_file) if lock_file.is_file() else None,
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+        },
+        "seed": config["seed"],
+        "hardware": report["hardware"],
+        "training": {
+            k: report[k] for k in ("epochs", "train_seconds", "resumed", "stopped_early", "samples_per_second")
+        },
+        "metrics": metrics,
+        "gate": gate,
+    }
+
+
+def register_run(paths: ProjectPaths, config: dict[str, Any]) -> tuple[Any, bool, dict[str, Any]]:
+    """Register the model the pipeline just produced; returns (version, created, card)."""
+    from shipyard.registry import Registry
+    from shipyard.train.gate import regression_check
+
+    card = model_card(paths, config)
+    registry = Registry(paths)
+    production = registry.production()
+    if (
+        production is not None
+        and not card["gate"].get("skipped")
+        and card["gate"].get("metric") in production.card.get("metrics", {})
+    ):
+        check = regression_check(
+            card["metrics"], production.card["metrics"], card["gate"]["metric"], config["gate"]["regression_tolerance"]
+        )
+        check["detail"] += f" ({production.version})"
+        card["gate"]["checks"].append(check)
+        card["gate"]["passed"] = all(c["passed"] for c in card["gate"]["checks"])
+    version, created = registry.register(card)
+    return version, created, version.card
+
+
+def lineage_of(paths: ProjectPaths, version: str) -> dict[str, Any]:
+    from shipyard.registry import Registry
+
+    item = Registry(paths).get(version)
+    card = dict(item.card)
+    card["registered_commit"] = item.commit
+    card["stage"] = item.stages[0] if item.stages else None
+    return card
+
+
+_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+
+
+def parse_age(text: str) -> timedelta:
+    text = str(text).strip()
+    if len(text) < 2 or text[-1] not in _UNITS or not text[:-1].isdigit():
+        raise ConfigError(
+            f"bad max_age {text!r}", key="project.max_age", value=text, fix="write a number and h, d or w, e.g. 30d"
+        )
+    return int(text[:-1]) * _UNITS[text[-1]]
+
+
+def status_of(paths: ProjectPaths, config: dict[str, Any], *, now: datetime | None = None) -> dict[str, Any]:
+    """Everything scripts and CI need about a project, machine-readable."""
+    from shipyard.registry import Registry
+
+    registry = Registry(paths)
+    versions = registry.versions()
+    production = registry.production()
+    now = now or datetime.now(UTC)
+    newest = versions[-1] if versions else None
+    reference = production or newest
+    age = (now - datetime.fromisoformat(reference.card.get("created_at", reference.created_at))) if reference else None
+    max_age = config["project"].get("max_age")
+    deploy_root = paths.root / "deploy" / paths.team / paths.name
+    deployments = {}
+    if deploy_root.is_dir():
+        for target in sorted(p for p in deploy_root.iterdir() if p.is_dir()):
+            files = sorted(f for f in target.rglob("*") if f.is_file())
+            deployments[target.name] = {"path": paths.rel(target), "files": [paths.rel(f) for f in files[:50]]}
+    return {
+        "project": paths.project,
+        "task": config["project"]["task"],
+        "production": production.version if production else None,
+        "versions": [
+            {
+                "version": v.version,
+                "stage": v.stages[0] if v.stages else None,
+                "commit": v.commit,
+                "created_at": v.card.get("created_at", v.created_at),
+                "gate_passed": v.gate_passed,
+                "gate": v.card.get("gate", {}).get("checks", []),
+                "metrics": {k: m for k, m in v.card.get("metrics", {}).items() if k.startswith("test/")},
+                "lineage": {
+                    "git": v.card.get("git"),
+                    "data": v.card.get("data"),
+                    "params_sha256": v.card.get("params_sha256"),
+                    "environment": v.card.get("environment"),
+                },
+            }
+            for v in versions
+        ],
+        "age_days": round(age.total_seconds() / 86400, 2) if age is not None else None,
+        "max_age": max_age,
+        "stale": bool(age is not None and max_age and age > parse_age(max_age)),
+        "deployments": deployments,
+    }

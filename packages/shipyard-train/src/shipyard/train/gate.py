@@ -1,0 +1,129 @@
+"""The quality gate: absolute thresholds, baselines trained on the same split, and (at
+registration and promotion) no regression against the production version.
+
+A metric's direction follows its name: errors, latency and size go down, the rest go up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from shipyard.core.errors import ConfigError
+from shipyard.core.features import Preprocessor
+from shipyard.train.metrics import compute_metrics
+
+__all__ = ["BASELINES", "default_metric", "evaluate_gate", "lower_is_better", "regression_check"]
+
+BASELINES = ("dummy", "linear")
+_LOWER = ("rmse", "mae", "latency", "model_size", "params", "loss")
+
+
+def lower_is_better(metric: str) -> bool:
+    return any(part in metric for part in _LOWER)
+
+
+def default_metric(task: str) -> str:
+    return {"binary": "test/f1", "multiclass": "test/accuracy", "regression": "test/rmse"}[task]
+
+
+def _beats(value: float, other: float, metric: str, margin: float) -> bool:
+    return value <= other - margin if lower_is_better(metric) else value >= other + margin
+
+
+def _baseline(kind: str, task: str) -> Any:
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    if kind == "dummy":
+        return DummyRegressor(strategy="mean") if task == "regression" else DummyClassifier(strategy="prior")
+    return Ridge(alpha=1.0) if task == "regression" else LogisticRegression(max_iter=2000)
+
+
+def baseline_metrics(train: pd.DataFrame, test: pd.DataFrame, pre: Preprocessor, kind: str) -> dict[str, float]:
+    """Test metrics of a scikit-learn baseline fitted on the same training split and features."""
+    x_train, x_test = pre.transform(train), pre.transform(test)
+    y_train = pre.encode_target(train[pre.target].tolist())
+    model = _baseline(kind, pre.task).fit(x_train, y_train)
+    if pre.task == "regression":
+        scores = pre.decode_regression(model.predict(x_test))
+        truth = test[pre.target].to_numpy(dtype=float)
+    else:
+        proba = np.zeros((len(test), len(pre.classes)))
+        proba[:, model.classes_] = model.predict_proba(x_test)
+        scores = proba[:, 1] if pre.task == "binary" else proba
+        truth = pre.encode_target(test[pre.target].tolist())
+    return {f"test/{k}": v for k, v in compute_metrics(pre.task, truth, scores, len(pre.classes)).items()}
+
+
+def _check(name: str, passed: bool, observed: Any, expected: str, detail: str = "") -> dict[str, Any]:
+    return {"name": name, "passed": bool(passed), "observed": observed, "expected": expected, "detail": detail}
+
+
+def evaluate_gate(
+    metrics: dict[str, float], train: pd.DataFrame, test: pd.DataFrame, pre: Preprocessor, gate: dict[str, Any]
+) -> dict[str, Any]:
+    """Thresholds and baselines. Returns the report: every check with its numbers."""
+    if not gate.get("enabled", True):
+        return {"metric": None, "passed": True, "skipped": True, "checks": []}
+    checks = []
+    for metric, bounds in (gate.get("thresholds") or {}).items():
+        if metric not in metrics:
+            raise ConfigError(
+                f"gate threshold on {metric!r}, which the evaluate stage does not produce",
+                key=f"gate.thresholds.{metric}",
+                fix="use one of: " + ", ".join(sorted(metrics)),
+            )
+        value = float(metrics[metric])
+        for side, limit in bounds.items():
+            if side not in ("min", "max"):
+                raise ConfigError(
+                    f"gate threshold bound {side!r}", key=f"gate.thresholds.{metric}.{side}", fix="use min or max"
+                )
+            ok = value >= limit if side == "min" else value <= limit
+            checks.append(
+                _check(f"threshold {metric}", ok, round(value, 6), f"{'>=' if side == 'min' else '<='} {limit}")
+            )
+    metric = gate.get("metric") or "auto"
+    metric = default_metric(pre.task) if metric == "auto" else metric
+    baseline = gate.get("baseline") or {}
+    models = list(baseline.get("models") or [])
+    unknown = [m for m in models if m not in BASELINES]
+    if unknown:
+        raise ConfigError(
+            f"unknown baseline {unknown[0]!r}", key="gate.baseline.models", fix="use: " + ", ".join(BASELINES)
+        )
+    margin = float(baseline.get("margin", 0.0))
+    for kind in models:
+        reference = baseline_metrics(train, test, pre, kind)[metric]
+        value = float(metrics[metric])
+        relation = "<=" if lower_is_better(metric) else ">="
+        sign = "-" if lower_is_better(metric) else "+"
+        checks.append(
+            _check(
+                f"beats {kind} baseline on {metric}",
+                _beats(value, reference, metric, margin),
+                round(value, 6),
+                f"{relation} {reference:.6g} {sign} {margin:g}",
+                f"{kind} baseline: {reference:.6g}",
+            )
+        )
+    return {"metric": metric, "passed": all(c["passed"] for c in checks), "checks": checks}
+
+
+def regression_check(
+    metrics: dict[str, float], production: dict[str, float], metric: str, tolerance: float
+) -> dict[str, Any]:
+    """No worse than the production version's metric beyond ``tolerance``."""
+    value, reference = float(metrics[metric]), float(production[metric])
+    ok = _beats(value, reference, metric, -tolerance)
+    relation = "<=" if lower_is_better(metric) else ">="
+    sign = "+" if lower_is_better(metric) else "-"
+    return _check(
+        f"no regression vs production on {metric}",
+        ok,
+        round(value, 6),
+        f"{relation} {reference:.6g} {sign} {tolerance:g}",
+        f"production: {reference:.6g}",
+    )
