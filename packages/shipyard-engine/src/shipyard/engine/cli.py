@@ -51,39 +51,84 @@ def _say(line: str) -> None:
     print(line, file=sys.stderr)
 
 
+def _check_accelerator(config: dict[str, Any]) -> None:
+    """A GPU trainer on a machine without CUDA fails now, naming the key, not after data prep."""
+    if config["trainer"]["accelerator"] not in ("gpu", "cuda"):
+        return
+    import torch
+    from shipyard.core.errors import ConfigError
+
+    if not torch.cuda.is_available():
+        raise ConfigError(
+            "trainer.accelerator is gpu but this machine has no CUDA GPU",
+            key="trainer.accelerator",
+            value=config["trainer"]["accelerator"],
+            fix="use trainer=cpu (or trainer=ddp for several CPU processes) here",
+        )
+
+
+def _print_gate(gate: dict[str, Any]) -> None:
+    if gate.get("skipped"):
+        _say("  gate skipped (gate.enabled=false)")
+    for check in gate.get("checks", []):
+        mark = "pass" if check["passed"] else "FAIL"
+        _say(f"  gate {mark}: {check['name']}: {check['observed']} (expected {check['expected']})")
+
+
+def _print_metrics(paths: Any) -> None:
+    metrics = json.loads((paths.layer("08_reporting") / "metrics.json").read_text())
+    shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith("test/")}
+    print(f"{paths.project}: " + ", ".join(f"{k}={v}" for k, v in shown.items()))
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from shipyard.engine.compiler import compile_project
-    from shipyard.engine.repro import ensure_raw_data, reproduce
+    from shipyard.engine.fastpath import compute_stamp, read_stamp, write_stamp
+    from shipyard.engine.repro import ensure_raw_data
     from shipyard.registry._registry import project_lock
 
     paths, _, config = _compose(args)
+    _check_accelerator(config)
     with project_lock(paths, wait=args.wait, say=_say):
         note = ensure_raw_data(config, paths)
         if note:
             _say(f"data: {note}")
         compile_project(config, paths)
+        previous = read_stamp(paths)
+        fast = (
+            not args.force
+            and previous is not None
+            and previous.get("registered") == (not args.no_register)
+            and previous.get("stamp") == compute_stamp(paths)
+        )
+        if fast and previous is not None:
+            _say("up to date: every stage (nothing changed since the last run)")
+            _print_metrics(paths)
+            _print_gate(previous["gate"])
+            print(previous["summary"])
+            return 0 if previous["gate"].get("passed") else 3
+        from shipyard.engine.repro import reproduce
+
         result = reproduce(paths, config, force=args.force, in_process=not args.subprocess)
         if result.skipped:
             _say(f"up to date: {', '.join(result.skipped)}")
-        metrics = json.loads((paths.layer("08_reporting") / "metrics.json").read_text())
-        shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith("test/")}
-        print(f"{paths.project}: " + ", ".join(f"{k}={v}" for k, v in shown.items()))
+        _print_metrics(paths)
         gate = json.loads((paths.layer("08_reporting") / "gate.json").read_text())
-        if not args.no_register:
+        verdict = "passed" if gate.get("passed") else "FAILED"
+        if args.no_register:
+            summary = later = f"gate {verdict} (not registered: --no-register)"
+        else:
             from shipyard.engine.release import register_run
 
             version, created, card = register_run(paths, config)
             gate = card["gate"]
-    for check in gate.get("checks", []):
-        mark = "pass" if check["passed"] else "FAIL"
-        _say(f"  gate {mark}: {check['name']}: {check['observed']} (expected {check['expected']})")
-    verdict = "passed" if gate.get("passed") else "FAILED"
-    if args.no_register:
-        print(f"gate {verdict} (not registered: --no-register)")
-    else:
-        stage = f" ({version.stages[0]})" if version.stages else ""
-        verb = "registered" if created else "already registered as"
-        print(f"{verb} {paths.project} {version.version}{stage}; gate {verdict}")
+            verdict = "passed" if gate.get("passed") else "FAILED"
+            stage = f" ({version.stages[0]})" if version.stages else ""
+            later = f"already registered as {paths.project} {version.version}; gate {verdict}"
+            summary = f"registered {paths.project} {version.version}{stage}; gate {verdict}" if created else later
+        _print_gate(gate)
+        print(summary)
+        write_stamp(paths, {"gate": gate, "summary": later, "registered": not args.no_register})
     if not gate.get("passed"):
         _say("the model did not pass its gate: it cannot be promoted (see the checks above)")
         return 3
@@ -264,7 +309,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    # Overrides may come before or after options (`train P --force a=1 b=2`): argparse stops
+    # the positional list at the first option, so collect the rest here.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if not hasattr(args, "overrides") or any(e.startswith("-") and "=" not in e for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
     extra = os.environ.pop("SHIPYARD_OVERRIDES", "")
     if extra and hasattr(args, "overrides"):
         # `make train ARGS="..."` passes overrides here, so ${...} survives make and the shell.
