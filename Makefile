@@ -4,6 +4,9 @@ SHELL := /bin/bash
 
 PROJECT ?= tabular/breast_cancer
 ARGS ?=
+TARGET ?=
+VERSION ?=
+PORT ?= 3000
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -21,7 +24,8 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 quote = '$(subst ','"'"',$(value $(1)))'
 SHIPYARD := SHIPYARD_OVERRIDES=$(call quote,ARGS) $(BIN)/shipyard
 
-.PHONY: help setup train config compile test test-fast bench lint gpu-check clean-venv
+.PHONY: help setup train config compile status list promote rollback lineage deploy serve batch \
+	test test-fast bench lint gpu-check clean-venv
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,6 +49,26 @@ config: setup ## print PROJECT's resolved config (ARGS= overrides)
 
 compile: setup ## write pipelines/PROJECT/dvc.yaml and params.yaml
 	$(SHIPYARD) compile $(PROJECT)
+
+status: setup ## PROJECT's versions, stages, gate results, lineage, deployments
+	@$(SHIPYARD) status $(PROJECT)
+
+list: setup ## every project with its team, production version and staleness
+	@$(BIN)/shipyard list
+
+promote: setup ## put VERSION of PROJECT into production (refused unless it passed its gate)
+	@test -n "$(VERSION)" || { echo "usage: make promote PROJECT=team/name VERSION=v1 (versions: make status)"; exit 2; }
+	$(SHIPYARD) promote $(PROJECT) $(VERSION)
+
+rollback: setup ## put PROJECT's previous production version back; deployments follow
+	$(SHIPYARD) rollback $(PROJECT)
+
+lineage: setup ## how VERSION of PROJECT was made
+	@test -n "$(VERSION)" || { echo "usage: make lineage PROJECT=team/name VERSION=v1"; exit 2; }
+	@$(BIN)/shipyard lineage $(PROJECT) $(VERSION)
+
+deploy: setup ## build PROJECT's deployment targets from its production version (TARGET=service|batch|edge)
+	$(SHIPYARD) deploy $(PROJECT) $(if $(TARGET),--target $(TARGET)) $(if $(VERSION),--version $(VERSION))
 
 test: setup ## run every test, the slow end-to-end drills included
 	$(BIN)/python -m pytest

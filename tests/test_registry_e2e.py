@@ -33,19 +33,38 @@ def test_gate_blocks_a_worse_model_and_promote_refuses_it(repo_factory) -> None:
     assert status["production"] is None and status["versions"][0]["gate_passed"] is False
 
 
+def _edge_version(repo: Repo) -> str:
+    meta = json.loads((repo.path / "deploy" / BC / "edge" / "metadata.json").read_text())
+    return str(meta["model_version"])
+
+
 def test_rollback_drill_and_lineage(repo_factory) -> None:  # type: ignore[no-untyped-def]
     repo: Repo = repo_factory()
-    repo.train(BC, *QUICK, "seed=1")
-    repo.run("promote", BC, "v1")
-    repo.train(BC, *QUICK, "seed=2")
-    promoted = repo.run("promote", BC, "v2")
+    gated = (
+        "trainer.max_epochs=20",
+        "trainer.progress_bar=false",
+        "gate.baseline.models=[dummy]",
+        "deploy.targets=[edge]",
+    )
+    repo.train(BC, *gated, "seed=1", gate=True)
+    skipped = repo.run("deploy", BC, *gated, check=False)
+    assert skipped.returncode == 2 and "has no production version to deploy" in skipped.stderr
+    repo.run("promote", BC, "v1", *gated)
+    assert _edge_version(repo) == f"{BC}@v1.0.0", "deployments follow production"
+    repo.train(BC, *gated, "seed=2", gate=True)
+    promoted = repo.run("promote", BC, "v2", *gated)
     assert "v2.0.0 is now production (was v1.0.0, now archived)" in promoted.stdout
+    assert _edge_version(repo) == f"{BC}@v2.0.0"
     status = json.loads(repo.run("status", BC, "--json").stdout)
     assert status["production"] == "v2.0.0"
     assert [v["stage"] for v in status["versions"]] == ["archived", "production"]
-    back = repo.run("rollback", BC)
+    back = repo.run("rollback", BC, *gated)
     assert "production is v1.0.0 again (v2.0.0 archived)" in back.stdout
-    assert json.loads(repo.run("status", BC, "--json").stdout)["production"] == "v1.0.0"
+    status = json.loads(repo.run("status", BC, "--json").stdout)
+    assert status["production"] == "v1.0.0"
+    assert _edge_version(repo) == f"{BC}@v1.0.0", "v1 serves again"
+    assert status["deployments"]["edge"]["report"]["passed"] is True
+    assert (repo.path / "deploy" / BC / "edge.dvc").is_file(), "the built target is tracked by DVC"
 
     card = json.loads(repo.run("lineage", BC, "v1", "--json").stdout)
     for field in (

@@ -141,22 +141,47 @@ def _registry_paths(args: argparse.Namespace) -> Any:
     return ProjectPaths.of(find_root(), args.project)
 
 
+def _follow(paths: Any, config: dict[str, Any]) -> None:
+    """Deployments follow production: rebuild the declared targets for the new version."""
+    if not config["deploy"]["targets"]:
+        return
+    from shipyard.engine.deploy import deploy_dir, deploy_project, summary
+
+    for target, report in deploy_project(paths, config, say=_say).items():
+        _say(summary(target, deploy_dir(paths, target), report) or f"  {target}: built")
+
+
 def cmd_promote(args: argparse.Namespace) -> int:
     from shipyard.registry import Registry
 
-    paths = _registry_paths(args)
+    paths, _, config = _compose(args)
     version, previous = Registry(paths).promote(args.version, args.stage)
     before = f" (was {previous.version}, now archived)" if previous else ""
     print(f"{paths.project} {version.version} is now {args.stage}{before}")
+    if args.stage == "production":
+        _follow(paths, config)
     return 0
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     from shipyard.registry import Registry
 
-    paths = _registry_paths(args)
+    paths, _, config = _compose(args)
     restored, replaced = Registry(paths).rollback()
     print(f"{paths.project}: production is {restored.version} again ({replaced.version} archived)")
+    _follow(paths, config)
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from shipyard.engine.deploy import deploy_dir, deploy_project, summary
+
+    paths, _, config = _compose(args)
+    targets = [t for t in (args.target or "").split(",") if t] or None
+    reports = deploy_project(paths, config, targets=targets, version=args.version, say=_say)
+    for target, report in reports.items():
+        out = deploy_dir(paths, target)
+        print(summary(target, out, report) or f"{target}: {paths.rel(out)}")
     return 0
 
 
@@ -284,10 +309,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("project", metavar="TEAM/NAME")
     p.add_argument("version", metavar="VERSION", help="e.g. v3 or v3.0.0")
     p.add_argument("--stage", default="production", choices=("candidate", "staging", "production", "archived"))
-    p.set_defaults(func=cmd_promote)
-    p = sub.add_parser("rollback", help="put the previous production version back")
+    p.set_defaults(func=cmd_promote, overrides=[])
+    p = sub.add_parser("rollback", help="put the previous production version back; deployments follow")
     p.add_argument("project", metavar="TEAM/NAME")
-    p.set_defaults(func=cmd_rollback)
+    p.set_defaults(func=cmd_rollback, overrides=[])
+    p = with_project("deploy", "build the deployment targets (deploy.targets) of the production version")
+    p.add_argument("--target", help="comma-separated targets to build instead: service, batch, edge")
+    p.add_argument("--version", help="deploy this version instead of production (it must have passed its gate)")
+    p.set_defaults(func=cmd_deploy)
     p = with_project("status", "versions, stages, metrics, gate results, lineage and deployments of a project")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_status)

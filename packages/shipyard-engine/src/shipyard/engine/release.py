@@ -154,9 +154,16 @@ def status_of(paths: ProjectPaths, config: dict[str, Any], *, now: datetime | No
     deploy_root = paths.root / "deploy" / paths.team / paths.name
     deployments = {}
     if deploy_root.is_dir():
-        for target in sorted(p for p in deploy_root.iterdir() if p.is_dir()):
+        # Skip .tmp-* (an interrupted build) and edge.rejected (a candidate that failed parity).
+        for target in sorted(p for p in deploy_root.iterdir() if p.is_dir() and "." not in p.name):
             files = sorted(f for f in target.rglob("*") if f.is_file())
             deployments[target.name] = {"path": paths.rel(target), "files": [paths.rel(f) for f in files[:50]]}
+            if target.name == "edge":
+                from shipyard.deploy.edge import REPORT
+
+                report = target / REPORT
+                if report.is_file():
+                    deployments["edge"]["report"] = json.loads(report.read_text())
     return {
         "project": paths.project,
         "task": config["project"]["task"],

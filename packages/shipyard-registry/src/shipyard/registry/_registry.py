@@ -44,7 +44,9 @@ class Version:
 
     @property
     def gate_passed(self) -> bool:
-        return bool(self.card.get("gate", {}).get("passed"))
+        """Passed a gate that ran: a skipped gate (gate.enabled=false) passes nothing."""
+        gate = self.card.get("gate", {})
+        return bool(gate.get("passed")) and not gate.get("skipped")
 
 
 def normalise_version(text: str) -> str:
@@ -200,9 +202,10 @@ class Registry:
             staged = subprocess.run(["git", "diff", "--cached", "--quiet", "--", *files], cwd=self.root)
             if staged.returncode != 0:
                 _git(self.root, "commit", "-q", "-m", f"{self.name}: register {version}", "--", *files)
-            gate = "passed" if card.get("gate", {}).get("passed") else "failed"
-            gto.api.register(self.root, self.name, "HEAD", version=version, message=f"{version} gate {gate}")
-            if gate == "passed":
+            gate = card.get("gate", {})
+            verdict = "skipped" if gate.get("skipped") else "passed" if gate.get("passed") else "failed"
+            gto.api.register(self.root, self.name, "HEAD", version=version, message=f"{version} gate {verdict}")
+            if verdict == "passed":
                 self._assign("candidate", version)
         return self.get(version), True
 
@@ -218,10 +221,12 @@ class Registry:
         with repo_lock(self.root):
             target = self.get(version)
             if not target.gate_passed:
-                failed = [c["name"] for c in target.card.get("gate", {}).get("checks", []) if not c.get("passed")]
+                gate = target.card.get("gate", {})
+                failed = [c["name"] for c in gate.get("checks", []) if not c.get("passed")]
+                why = " (its gate was skipped: gate.enabled=false)" if gate.get("skipped") else ""
                 raise RegistryError(
                     f"{self.name} {target.version} did not pass its gate"
-                    + (f" (failed: {', '.join(failed)})" if failed else ""),
+                    + (f" (failed: {', '.join(failed)})" if failed else why),
                     fix="train a model that passes (`make train`), then promote that version",
                 )
             previous = self.production() if stage == "production" else None

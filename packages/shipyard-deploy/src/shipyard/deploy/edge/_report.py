@@ -194,7 +194,7 @@ def edge_status(out_dir: Path) -> str | None:
     lines = []
     if deployed is not None:
         lines.append(
-            f"edge: {out_dir} (model {str(deployed['model_version'])[:12]}, parity passed on "
+            f"edge: {out_dir} (model {deployed['model_version']}, parity passed on "
             f"{deployed['test_rows']} test rows, {deployed['created']})"
         )
         lines += _table(deployed)
@@ -202,7 +202,7 @@ def edge_status(out_dir: Path) -> str | None:
         lines.append(f"edge: nothing deployed at {out_dir}")
     if rejected is not None:
         lines.append(
-            f"edge: last candidate REJECTED by the parity gate (model {str(rejected['model_version'])[:12]}, "
+            f"edge: last candidate REJECTED by the parity gate (model {rejected['model_version']}, "
             f"{rejected['created']}); report: {rejected_dir(out_dir) / REPORT}"
         )
         lines += _table(rejected)
