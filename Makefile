@@ -7,6 +7,9 @@ ARGS ?=
 TARGET ?=
 VERSION ?=
 PORT ?= 3000
+INPUT ?=
+OUTPUT ?=
+ENGINE ?=
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -69,6 +72,10 @@ lineage: setup ## how VERSION of PROJECT was made
 
 deploy: setup ## build PROJECT's deployment targets from its production version (TARGET=service|batch|edge)
 	$(SHIPYARD) deploy $(PROJECT) $(if $(TARGET),--target $(TARGET)) $(if $(VERSION),--version $(VERSION))
+
+batch: setup ## run PROJECT's batch job: INPUT=... OUTPUT=... [ENGINE=dask]
+	$(BIN)/shipyard batch $(PROJECT) $(if $(INPUT),--input '$(INPUT)') $(if $(OUTPUT),--output '$(OUTPUT)') \
+		$(if $(ENGINE),--engine $(ENGINE))
 
 test: setup ## run every test, the slow end-to-end drills included
 	$(BIN)/python -m pytest

@@ -135,6 +135,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    from shipyard.core.errors import ConfigError
+    from shipyard.deploy.batch import run_batch_job
+    from shipyard.engine.deploy import deploy_dir
+
+    paths = _registry_paths(args)
+    job = deploy_dir(paths, "batch")
+    if not (job / "job.yaml").is_file():
+        raise ConfigError(
+            f"{paths.project} has no batch job yet",
+            where=paths.rel(job),
+            fix=f"build it: make deploy PROJECT={paths.project} TARGET=batch",
+        )
+    summary = run_batch_job(job, args.input, args.output, engine=args.engine, resume=not args.no_resume)
+    print(json.dumps(summary))
+    return 0
+
+
 def _registry_paths(args: argparse.Namespace) -> Any:
     from shipyard.core.paths import ProjectPaths, find_root
 
@@ -317,6 +335,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--target", help="comma-separated targets to build instead: service, batch, edge")
     p.add_argument("--version", help="deploy this version instead of production (it must have passed its gate)")
     p.set_defaults(func=cmd_deploy)
+    p = sub.add_parser("batch", help="run a project's built batch job over an input (file, folder or SQL table)")
+    p.add_argument("project", metavar="TEAM/NAME")
+    p.add_argument("--input", help="CSV/Parquet file or folder, or <SQLAlchemy URL>?table=NAME (default: the job's)")
+    p.add_argument("--output", help="Parquet folder, .csv file or <SQLAlchemy URL>?table=NAME (default: the job's)")
+    p.add_argument("--engine", choices=("local", "dask"), help="override the job's engine")
+    p.add_argument("--no-resume", action="store_true", help="score everything again instead of resuming")
+    p.set_defaults(func=cmd_batch)
     p = with_project("status", "versions, stages, metrics, gate results, lineage and deployments of a project")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_status)

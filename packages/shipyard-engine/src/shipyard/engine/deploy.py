@@ -58,7 +58,10 @@ def summary(target: str, out: Path, report: dict[str, Any]) -> str:
     return str(report.get("summary", ""))
 
 
-def _builders() -> dict[str, Callable[..., dict[str, Any]]]:
+Builder = Callable[[Path, Path, dict[str, Any], str, str, Path], dict[str, Any]]
+
+
+def _builders() -> dict[str, Builder]:
     def edge(bundle: Path, out: Path, conf: dict[str, Any], project: str, version: str, test: Path) -> dict[str, Any]:
         import pandas as pd
         from shipyard.deploy.edge import build_edge

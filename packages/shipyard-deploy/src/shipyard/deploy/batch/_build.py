@@ -1,0 +1,289 @@
+"""Build a batch job folder: ``deploy/<team>/<name>/batch/``.
+
+::
+
+    job.yaml          the spec: model version, key, chunk size, engine, reject policy, defaults
+    bundle/           a copy of the model bundle (the job scores with exactly this model)
+    pipeline.py       the job's Kedro pipeline (plan -> score -> finish)
+    schedule.cron     one crontab line
+    airflow_dag.py    an Airflow DAG (when deploy.batch.schedule.airflow)
+    README.md         how to run it
+
+Building imports nothing heavy (no torch): the bundle is checked by its files and weights hash.
+The folder is written atomically, and only when its content changes.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from shipyard.core.atomic import atomic_dir
+from shipyard.core.errors import ConfigError, DataError
+from shipyard.core.hashing import file_sha256
+from shipyard.core.paths import find_root, parse_project
+from shipyard.deploy.batch._conf import BatchConf, batch_conf
+from shipyard.deploy.batch._job import BUNDLE_DIR, JOB_FILE, Job
+from shipyard.deploy.batch.pipeline import NODES
+
+__all__ = ["build_batch_job"]
+
+BUNDLE_FILES = ("bundle.json", "weights.safetensors")
+DEFAULT_KEY = "row_id"  # what shipyard.data numbers rows as when a project names no key
+
+
+def build_batch_job(
+    bundle_dir: Path, out_dir: Path, conf: Mapping[str, Any], *, project: str, version: str
+) -> dict[str, Any]:
+    """Write the batch job of ``project`` for the bundle in ``bundle_dir`` to ``out_dir``.
+
+    ``conf`` is the project's resolved config (``shipyard config --json``; its ``deploy.batch``,
+    ``data.key`` and ``data.source`` are used) or just a ``deploy.batch`` mapping. ``version``
+    names the model in every output row (a registry version, or the weights hash).
+    Returns what was built: the folder, its files, the cron line and whether anything changed.
+    """
+    team, name = parse_project(project)
+    bundle_dir, out_dir = Path(bundle_dir), Path(out_dir)
+    meta = _bundle_meta(bundle_dir)
+    full = "deploy" in conf
+    section = conf.get("deploy", {}).get("batch", {}) if full else conf
+    settings = batch_conf(section)
+    data = dict(conf.get("data") or {}) if full else {}
+    if not str(version).strip():
+        raise ConfigError(
+            "a batch job needs a model version", key="version", fix="pass the registry version or weights hash"
+        )
+    key = settings.key or data.get("key") or DEFAULT_KEY
+    generated = settings.key is None and not data.get("key")
+    settings = _with_defaults(settings, key, data, team, name)
+    job = Job(
+        dir=out_dir.resolve(),
+        project=project,
+        version=str(version),
+        weights_sha256=str(meta["weights_sha256"]),
+        task=str(meta.get("task") or meta["preprocessor"]["task"]),
+        key_generated=generated,
+        features=tuple(meta["preprocessor"]["features"]),
+        conf=settings,
+    )
+    files = _render(job, out_dir)
+    changed = _changed(out_dir, files, bundle_dir)
+    if changed:
+        with atomic_dir(out_dir) as tmp:
+            (tmp / BUNDLE_DIR).mkdir()
+            for file in BUNDLE_FILES:
+                (tmp / BUNDLE_DIR / file).write_bytes((bundle_dir / file).read_bytes())
+            for rel, text in files.items():
+                (tmp / rel).write_text(text, encoding="utf-8")
+    return {
+        "job_dir": str(out_dir),
+        "files": sorted([*files, *(f"{BUNDLE_DIR}/{f}" for f in BUNDLE_FILES)]),
+        "version": job.version,
+        "cron": files["schedule.cron"].strip().splitlines()[-1],
+        "changed": changed,
+    }
+
+
+def _bundle_meta(bundle_dir: Path) -> dict[str, Any]:
+    missing = [f for f in BUNDLE_FILES if not (bundle_dir / f).is_file()]
+    if missing:
+        raise DataError(
+            f"{bundle_dir} is not a model bundle (no {missing[0]})",
+            where=str(bundle_dir),
+            fix="train the project first with `make train`",
+        )
+    meta = json.loads((bundle_dir / "bundle.json").read_text(encoding="utf-8"))
+    if file_sha256(bundle_dir / "weights.safetensors") != meta.get("weights_sha256"):
+        raise DataError(
+            "the bundle's weights do not match the hash in its bundle.json",
+            where=str(bundle_dir),
+            fix="retrain the project (`make train`); a bundle is never edited by hand",
+        )
+    return dict(meta)
+
+
+def _with_defaults(settings: BatchConf, key: str, data: dict[str, Any], team: str, name: str) -> BatchConf:
+    import dataclasses
+
+    output = settings.output or f"data/{team}/{name}/07_model_output/batch/{{date}}"
+    return dataclasses.replace(settings, key=key, input=settings.input or _source_input(data), output=output)
+
+
+def _source_input(data: dict[str, Any]) -> str | None:
+    """The project's own data source as the default input, where a batch job can read it."""
+    source = dict(data.get("source") or {})
+    kind = source.get("kind")
+    if kind in ("csv", "parquet") and source.get("path"):
+        return str(source["path"])
+    if kind == "sql" and source.get("url") and source.get("table"):
+        return f"{source['url']}?table={source['table']}"
+    return None
+
+
+def _changed(out_dir: Path, files: dict[str, str], bundle_dir: Path) -> bool:
+    for rel, text in files.items():
+        path = out_dir / rel
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            return True
+    for file in BUNDLE_FILES:
+        path = out_dir / BUNDLE_DIR / file
+        if not path.is_file() or file_sha256(path) != file_sha256(bundle_dir / file):
+            return True
+    expected = {*files, BUNDLE_DIR}
+    return any(p.name not in expected for p in out_dir.iterdir())
+
+
+# -- the files ---------------------------------------------------------------------------------
+
+
+def _render(job: Job, out_dir: Path) -> dict[str, str]:
+    import yaml
+
+    root = _root(out_dir)
+    job_path = _rel(out_dir, root)
+    command = _command(job_path)
+    files = {
+        JOB_FILE: "# Batch job spec, written by `shipyard deploy` (rebuild instead of editing).\n"
+        + yaml.safe_dump(job.spec(), sort_keys=False, default_flow_style=None, width=120),
+        "pipeline.py": _pipeline_py(job),
+        "schedule.cron": _cron(job, root, command),
+        "README.md": _readme(job, job_path),
+    }
+    if job.conf.schedule.airflow:
+        files["airflow_dag.py"] = _airflow_dag(job, root, command)
+    return files
+
+
+def _root(out_dir: Path) -> Path | None:
+    try:
+        return Path(find_root(out_dir.resolve().parent))
+    except ConfigError:
+        return None
+
+
+def _rel(path: Path, root: Path | None) -> str:
+    path = path.resolve()
+    if root is not None and path.is_relative_to(root):
+        return path.relative_to(root).as_posix()
+    return str(path)
+
+
+def _command(job_path: str) -> list[str]:
+    python = Path(sys.executable)
+    return [str(python), "-m", "shipyard.deploy.batch", "run", job_path, "--no-progress"]
+
+
+def _command_text(command: list[str], root: Path | None) -> str:
+    python = Path(command[0])
+    exe = _rel(python, root) if root is not None and python.absolute().is_relative_to(root) else command[0]
+    return shlex.join([exe, *command[1:]])
+
+
+def _cron(job: Job, root: Path | None, command: list[str]) -> str:
+    run = _command_text(command, root)
+    line = (
+        f"{job.conf.schedule.cron} cd {shlex.quote(str(root))} && {run}" if root else f"{job.conf.schedule.cron} {run}"
+    )
+    return (
+        f"# {job.project} batch job: add this line to a crontab (`crontab -e`). It scores the job's\n"
+        f"# default input into its default output ({{date}} = the day it runs, UTC); a run that\n"
+        "# was killed resumes, and a finished one is left as it is.\n"
+        f"{line}\n"
+    )
+
+
+def _pipeline_py(job: Job) -> str:
+    functions = sorted(f for f, _, _, _ in NODES)
+    lines = [
+        f'"""Kedro pipeline of the {job.project} batch job, written by `shipyard deploy` (rebuild, do not edit).',
+        "",
+        "`python -m shipyard.deploy.batch run <this folder> --input ... --output ...` runs it with its",
+        "catalog: job (job.yaml), run (input, output, resume) and in-memory plan, part_results, summary.",
+        '"""',
+        "",
+        "from __future__ import annotations",
+        "",
+        "from kedro.pipeline import Pipeline, node",
+        f"from shipyard.deploy.batch.nodes import {', '.join(functions)}",
+        "",
+        "",
+        "def create_pipeline(**kwargs) -> Pipeline:",
+        "    return Pipeline(",
+        "        [",
+    ]
+    for function, inputs, output, name in NODES:
+        lines.append(f"            node({function}, {list(inputs)!r}, {output!r}, name={name!r}),".replace("'", '"'))
+    lines += ["        ]", "    )", ""]
+    return "\n".join(lines)
+
+
+def _airflow_dag(job: Job, root: Path | None, command: list[str]) -> str:
+    team, name = job.project.split("/")
+    dag_id = f"shipyard_batch_{team}_{name}".replace("-", "_")
+    run = _command_text(command, root) + " --date {{ ds }}"
+    return f'''"""Airflow DAG of the {job.project} batch job, written by `shipyard deploy` (rebuild, do not edit).
+
+The shape of kedro-airflow's template (Airflow 3, ``airflow.sdk``), with one task: the job's
+Kedro nodes hand each other an in-memory plan, and the scoring node's parallelism comes from
+Dask (``engine: dask``), so one Airflow task per node would add hand-offs, not speed. A retried
+task resumes where the failed try stopped; a finished run is left as it is.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import dag, task
+
+REPOSITORY = {str(root) if root else None!r}
+COMMAND = {run!r}
+
+
+@dag(
+    dag_id={dag_id!r},
+    start_date=datetime(2024, 1, 1),
+    schedule={job.conf.schedule.cron!r},
+    catchup=False,
+    max_active_runs=1,
+    default_args=dict(owner="shipyard", depends_on_past=False, retries=2, retry_delay=timedelta(minutes=5)),
+    tags=["shipyard", "batch", {team!r}],
+)
+def {dag_id}():
+    @task.bash(cwd=REPOSITORY)
+    def score() -> str:
+        """Score the day's input ({{{{ ds }}}} is the run's logical date) into its output."""
+        return COMMAND
+
+    score()
+
+
+{dag_id}()
+'''
+
+
+def _readme(job: Job, job_path: str) -> str:
+    conf = job.conf
+    return f"""# Batch job: {job.project}
+
+Written by `shipyard deploy` for model version `{job.version}` (rebuild it, do not edit it).
+
+```bash
+make batch PROJECT={job.project} INPUT=path/or/url OUTPUT=path/or/url
+python -m shipyard.deploy.batch run {job_path} --input IN --output OUT [--engine dask] [--no-resume]
+```
+
+- Input: a CSV or Parquet file, a folder of them, or `<SQLAlchemy URL>?table=NAME`
+  (default: `{conf.input}`).
+- Output: a folder of Parquet parts, a `.csv` file, or `<SQLAlchemy URL>?table=NAME`
+  (default: `{conf.output}`; `{{date}}` is the run's date).
+- Rows are read {conf.chunk_size} at a time; each part is committed on its own, so a killed run
+  resumes and a finished run is left as it is.
+- Rows that break the feature schema go to the rejects file; more than {conf.rejects.max_fraction:.2%}
+  of them fails the job.
+- Row key: `{job.key}`{" (numbered by position when the input lacks it)" if job.key_generated else ""}.
+- Schedules: `schedule.cron` (crontab line){", `airflow_dag.py` (Airflow DAG)" if conf.schedule.airflow else ""}.
+"""

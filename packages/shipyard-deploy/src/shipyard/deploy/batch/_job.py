@@ -1,0 +1,95 @@
+"""The job spec: what ``job.yaml`` in a job folder says, loaded into a :class:`Job`."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shipyard.core.errors import ConfigError, DataError
+from shipyard.deploy.batch._conf import BatchConf, batch_conf
+
+__all__ = ["BUNDLE_DIR", "JOB_FILE", "JOB_FORMAT", "Job", "load_job"]
+
+JOB_FORMAT = "shipyard-batch-job/1"
+JOB_FILE = "job.yaml"
+BUNDLE_DIR = "bundle"
+_HEADER = ("format", "project", "version", "bundle", "weights_sha256", "task", "key_generated", "features")
+
+
+@dataclass(frozen=True)
+class Job:
+    """A built batch job. Picklable: Dask ships it to every worker."""
+
+    dir: Path
+    project: str
+    version: str
+    weights_sha256: str
+    task: str
+    key_generated: bool  # the project numbers its rows, so an input may lack the key column
+    features: tuple[str, ...]
+    conf: BatchConf
+
+    @property
+    def key(self) -> str:
+        return str(self.conf.key)
+
+    @property
+    def bundle(self) -> Path:
+        return self.dir / BUNDLE_DIR
+
+    def spec(self) -> dict[str, Any]:
+        """The content of ``job.yaml`` (the bundle path is relative to the job folder)."""
+        head = {
+            "format": JOB_FORMAT,
+            "project": self.project,
+            "version": self.version,
+            "bundle": BUNDLE_DIR,
+            "weights_sha256": self.weights_sha256,
+            "task": self.task,
+            "key_generated": self.key_generated,
+            "features": list(self.features),
+        }
+        return {**head, **self.conf.to_dict()}
+
+    def with_conf(self, **changes: Any) -> Job:
+        return dataclasses.replace(self, conf=dataclasses.replace(self.conf, **changes))
+
+
+def load_job(job_dir: Path) -> Job:
+    """Read ``job_dir/job.yaml``; a missing or foreign folder is the user's mistake."""
+    import yaml
+
+    path = job_dir / JOB_FILE
+    if not path.is_file():
+        raise ConfigError(
+            f"{job_dir} is not a batch job folder (no {JOB_FILE})",
+            where=str(job_dir),
+            fix="build it first: `make deploy PROJECT=<team>/<name> TARGET=batch`, or pass deploy/<team>/<name>/batch",
+        )
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}", where=str(path), fix="rebuild the job") from exc
+    if not isinstance(spec, dict) or spec.get("format") != JOB_FORMAT:
+        raise ConfigError(
+            f"{path} is not a {JOB_FORMAT} spec",
+            where=str(path),
+            value=spec.get("format") if isinstance(spec, dict) else None,
+            fix="rebuild the job with this Shipyard: `make deploy TARGET=batch`",
+        )
+    conf = batch_conf({k: v for k, v in spec.items() if k not in _HEADER}, prefix=JOB_FILE)
+    bundle = job_dir / BUNDLE_DIR
+    if not (bundle / "bundle.json").is_file():
+        raise DataError(f"the job's model bundle is missing: {bundle}", where=str(path), fix="rebuild the job")
+    return Job(
+        dir=job_dir.resolve(),
+        project=str(spec["project"]),
+        version=str(spec["version"]),
+        weights_sha256=str(spec["weights_sha256"]),
+        task=str(spec["task"]),
+        key_generated=bool(spec["key_generated"]),
+        features=tuple(spec.get("features") or ()),
+        conf=conf,
+    )

@@ -1,0 +1,103 @@
+"""Run a built batch job: resolve the run's settings, then run the job's Kedro pipeline."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from shipyard.core.errors import ConfigError
+from shipyard.deploy.batch._conf import ENGINES
+from shipyard.deploy.batch._job import Job, load_job
+
+__all__ = ["run_batch_job"]
+
+
+def run_batch_job(
+    job_dir: Path,
+    input: str | None = None,
+    output: str | None = None,
+    *,
+    engine: str | None = None,
+    resume: bool = True,
+    scheduler: str | None = None,
+    chunk_size: int | None = None,
+    max_reject_fraction: float | None = None,
+    date: str | None = None,
+    progress: bool | None = None,
+) -> dict[str, Any]:
+    """Score ``input`` with the job in ``job_dir`` into ``output``; returns the run's summary.
+
+    ``input``/``output`` default to the job spec's; ``{date}`` in either becomes ``date``
+    (default: today, UTC). ``resume`` keeps the parts an earlier run of the same job wrote (a
+    finished job is then left as it is); ``resume=False`` rescores everything into ``output``.
+    ``progress``: True/False forces the progress bar on/off; None shows it on a terminal.
+    """
+    job = _override(load_job(Path(job_dir)), engine, scheduler, chunk_size, max_reject_fraction)
+    day = date or datetime.now(UTC).date().isoformat()
+    run = {
+        "input": _location(input or job.conf.input, "input", day),
+        "output": _location(output or job.conf.output, "output", day),
+        "resume": resume,
+        "progress": progress,
+    }
+    with ExitStack() as resources:
+        run["resources"] = resources
+        return _run_pipeline(job, run)
+
+
+def _override(
+    job: Job, engine: str | None, scheduler: str | None, chunk_size: int | None, max_reject_fraction: float | None
+) -> Job:
+    from shipyard.deploy.batch._conf import batch_conf
+
+    conf = job.conf.to_dict()
+    if engine is not None:
+        if engine not in ENGINES:
+            raise ConfigError(
+                f"unknown engine {engine!r}", key="engine", value=engine, fix="use one of: " + ", ".join(ENGINES)
+            )
+        conf["engine"] = engine
+    if scheduler is not None:
+        conf["dask"]["scheduler"] = scheduler
+        conf["engine"] = "dask"
+    if chunk_size is not None:
+        conf["chunk_size"] = chunk_size
+    if max_reject_fraction is not None:
+        conf["rejects"]["max_fraction"] = max_reject_fraction
+    return dataclasses.replace(job, conf=batch_conf(conf, prefix="run"))
+
+
+def _location(value: str | None, role: str, day: str) -> str:
+    if not value:
+        raise ConfigError(
+            f"no {role} given",
+            key=role,
+            fix=f"pass --{role} (make batch {role.upper()}=...) or set deploy.batch.{role} in the project config",
+        )
+    return value.replace("{date}", day)
+
+
+def _run_pipeline(job: Job, run: dict[str, Any]) -> dict[str, Any]:
+    # Kedro configures logging when its runner is first imported: make that quiet.
+    os.environ.setdefault("KEDRO_LOGGING_CONFIG", str(Path(__file__).with_name("logging.yml")))
+    from kedro.io import DataCatalog, MemoryDataset
+    from kedro.runner import SequentialRunner
+    from shipyard.deploy.batch.pipeline import create_pipeline
+
+    logging.getLogger("kedro").setLevel(logging.CRITICAL)  # the caller reports a failed node once
+    catalog = DataCatalog(
+        datasets={
+            "job": MemoryDataset(job, copy_mode="assign"),
+            "run": MemoryDataset(run, copy_mode="assign"),
+            "plan": MemoryDataset(copy_mode="assign"),
+            "part_results": MemoryDataset(copy_mode="assign"),
+            "summary": MemoryDataset(copy_mode="assign"),
+        }
+    )
+    SequentialRunner().run(create_pipeline(), catalog)
+    return dict(catalog["summary"].load())
