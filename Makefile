@@ -27,7 +27,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 quote = '$(subst ','"'"',$(value $(1)))'
 SHIPYARD := SHIPYARD_OVERRIDES=$(call quote,ARGS) $(BIN)/shipyard
 
-.PHONY: help setup train config compile status list promote rollback lineage deploy serve batch \
+.PHONY: help setup train config compile status list affected promote rollback lineage deploy serve batch \
 	test test-fast bench lint gpu-check clean-venv
 
 help: ## list the targets
@@ -65,6 +65,9 @@ promote: setup ## put VERSION of PROJECT into production (refused unless it pass
 
 rollback: setup ## put PROJECT's previous production version back; deployments follow
 	$(SHIPYARD) rollback $(PROJECT)
+
+affected: setup ## projects whose config, data or code changed since BASE (a git ref, default origin/main)
+	@$(BIN)/shipyard affected --base $(or $(BASE),origin/main)
 
 lineage: setup ## how VERSION of PROJECT was made
 	@test -n "$(VERSION)" || { echo "usage: make lineage PROJECT=team/name VERSION=v1"; exit 2; }

@@ -12,13 +12,13 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from shipyard.core.errors import ConfigError, did_you_mean
 from shipyard.core.paths import parse_project
 from shipyard.core.schema import TASKS, ShipyardConfig, register_schemas
 
-__all__ = ["SPLIT_USUAL", "compose", "list_projects", "split_warnings", "to_dict"]
+__all__ = ["SPLIT_USUAL", "compose", "config_files", "list_projects", "split_warnings", "to_dict"]
 
 # Outside these ranges a split fraction is legal but unusual: composing warns.
 SPLIT_USUAL = {"train": (0.60, 0.95), "val": (0.03, 0.20), "test": (0.02, 0.20)}
@@ -93,6 +93,34 @@ def compose(project: str, overrides: list[str] | tuple[str, ...] = (), *, root: 
     return cfg
 
 
+def config_files(project: str, root: Path, overrides: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The YAML files under ``conf/`` that a project's composed config reads (repo-relative)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    team, name = parse_project(project)
+    layers = [f"team={team}"] if (root / "conf" / "team" / f"{team}.yaml").is_file() else []
+    register_schemas()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(root / "conf"), version_base=None):
+            cfg = hydra_compose(
+                "config", overrides=[*layers, f"project={team}/{name}", *overrides], return_hydra_config=True
+            )
+        choices = dict(cfg.hydra.runtime.choices)
+    finally:
+        GlobalHydra.instance().clear()
+    files = ["conf/config.yaml"]
+    for group, option in sorted(choices.items()):
+        if option is None or group.startswith("hydra/"):
+            continue
+        path = root / "conf" / group / f"{option}.yaml"
+        if path.is_file():
+            files.append(path.relative_to(root).as_posix())
+    return files
+
+
 def to_dict(cfg: Any) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
@@ -121,7 +149,8 @@ def _validate(cfg: Any, root: Path, project: str) -> None:
             fix="choose a model with model=mlp or model=cnn, or set model._target_",
         )
     schema = component_schema(str(model._target_), key="model._target_")
-    params = {k: v for k, v in OmegaConf.to_container(model).items() if k != "_target_"}
+    # A dict config converts to a dict (is_dict was checked above); the cast tells mypy so.
+    params = {k: v for k, v in cast(dict[str, Any], OmegaConf.to_container(model)).items() if k != "_target_"}
     try:
         OmegaConf.merge(OmegaConf.structured(schema), params)
     except OmegaConfBaseException as exc:
@@ -166,7 +195,7 @@ def _schema_keys(full_key: str) -> list[str]:
         fields = {f.name: f for f in dataclasses.fields(node)} if dataclasses.is_dataclass(node) else {}
         if part not in fields:
             return []
-        default = fields[part].default_factory  # type: ignore[misc]
+        default = fields[part].default_factory
         if default is dataclasses.MISSING:
             return []
         node = type(default())

@@ -153,6 +153,22 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_affected(args: argparse.Namespace) -> int:
+    from shipyard.core.paths import find_root
+    from shipyard.engine.affected import affected_projects
+
+    found = affected_projects(find_root(), args.base)
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return 0
+    for item in found:
+        why = "; ".join(f"{kind}: {', '.join(paths[:3])}" for kind, paths in item["because"].items())
+        print(f"{item['project']}  ({why})")
+    if not found:
+        print(f"no project is affected by the changes since {args.base}")
+    return 0
+
+
 def _registry_paths(args: argparse.Namespace) -> Any:
     from shipyard.core.paths import ProjectPaths, find_root
 
@@ -350,6 +366,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("version", metavar="VERSION")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_lineage)
+    p = sub.add_parser("affected", help="projects whose config, data or code changed since a git ref")
+    p.add_argument("--base", required=True, help="git ref to compare with, e.g. origin/main")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_affected)
     p = sub.add_parser("list", help="every project: team, production version, age, staleness")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_list)

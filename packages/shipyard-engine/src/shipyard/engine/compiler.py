@@ -39,6 +39,23 @@ def package_source(layer: str, root: Path) -> str:
         return folder.as_posix()
 
 
+def _model_source(target: str, root: Path) -> list[str]:
+    """The source folder of a team package that provides the model (shipyard's own are deps already)."""
+    import importlib.util
+
+    top = target.split(".")[0]
+    if top == "shipyard":
+        return []
+    spec = importlib.util.find_spec(top)
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    folder = Path(next(iter(spec.submodule_search_locations))).resolve()
+    try:
+        return [folder.relative_to(root.resolve()).as_posix()]
+    except ValueError:
+        return [folder.as_posix()]
+
+
 def _source_deps(source: dict[str, Any]) -> list[str]:
     """Files behind a data source, hashed by DVC: a change of one byte reruns ingest."""
     if source.get("path"):
@@ -57,6 +74,8 @@ def _stage(spec: Any, config: dict[str, Any], paths: ProjectPaths) -> dict[str, 
     if spec.name == "ingest":
         deps += _source_deps(config["data"]["source"])
     deps += [package_source(layer, root) for layer in ("core", *spec.packages)]
+    if "train" in spec.packages:
+        deps += _model_source(config["model"]["_target_"], root)
     stage: dict[str, Any] = {
         "cmd": f"python -m shipyard.engine.stage {paths.project} {spec.name}",
         "wdir": os.path.relpath(root, paths.pipeline_dir),

@@ -1,0 +1,125 @@
+"""Which projects a change touches: ``shipyard affected --base REF``.
+
+A project depends on (1) the config files its composition reads, (2) its raw data and the DVC
+pointers under its data folder, and (3) code: the framework packages every pipeline runs, the
+package that provides its model (a team package), and every local package those depend on,
+following the ``dependencies`` of ``packages/*/pyproject.toml``. A change to shipyard.train
+therefore affects every project; a change to a team package only the projects that use it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tomllib
+from functools import cache
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from shipyard.core.errors import ConfigError
+from shipyard.core.paths import ProjectPaths
+
+__all__ = ["affected_projects", "changed_files", "local_packages", "project_inputs"]
+
+# Every pipeline runs these (the stages' code plus the engine that wires them).
+FRAMEWORK = ("shipyard-core", "shipyard-data", "shipyard-train", "shipyard-registry", "shipyard-engine")
+
+
+def changed_files(root: Path, base: str) -> list[str]:
+    """Files that differ between ``base`` and the working tree, untracked files included."""
+
+    def git(*args: str) -> list[str]:
+        proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise ConfigError(
+                f"cannot compare with {base!r}: {proc.stderr.strip()}",
+                value=base,
+                fix="pass a git ref that exists, e.g. BASE=origin/main or BASE=HEAD~1",
+            )
+        return [line for line in proc.stdout.splitlines() if line]
+
+    return sorted(set(git("diff", "--name-only", base)) | set(git("ls-files", "--others", "--exclude-standard")))
+
+
+@cache
+def local_packages(root: Path) -> dict[str, dict[str, Any]]:
+    """``{distribution name: {"dir": "packages/x", "deps": {local names}}}``."""
+    found: dict[str, dict[str, Any]] = {}
+    for pyproject in sorted((root / "packages").glob("*/pyproject.toml")):
+        project = tomllib.loads(pyproject.read_text())["project"]
+        deps = {
+            d.split(";")[0].split("[")[0].split("<")[0].split(">")[0].split("=")[0].strip()
+            for d in project.get("dependencies", [])
+        }
+        found[project["name"]] = {"dir": pyproject.parent.relative_to(root).as_posix(), "deps": deps}
+    for info in found.values():
+        info["deps"] = {d for d in info["deps"] if d in found}
+    return found
+
+
+def _closure(names: set[str], packages: dict[str, dict[str, Any]]) -> set[str]:
+    todo, seen = list(names), set()
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in packages:
+            continue
+        seen.add(name)
+        todo += packages[name]["deps"]
+    return seen
+
+
+def _model_distribution(target: str) -> str | None:
+    for ep in entry_points(group="shipyard.components"):
+        if ep.name == target and ep.dist is not None:
+            return ep.dist.name
+    return None
+
+
+def project_inputs(paths: ProjectPaths, config: dict[str, Any]) -> dict[str, list[str]]:
+    """What a project depends on: config files, data paths and package folders."""
+    from shipyard.core.compose import config_files
+
+    root = paths.root
+    packages = local_packages(root)
+    wanted = set(FRAMEWORK)
+    provider = _model_distribution(config["model"]["_target_"])
+    if provider:
+        wanted.add(provider)
+    if config["deploy"]["targets"]:
+        wanted.add("shipyard-deploy")
+    if config.get("search"):
+        wanted.add("shipyard-search")
+    source = config["data"]["source"]
+    data = [paths.rel(paths.data_dir / "01_raw")]
+    if source.get("path"):
+        data.append(str(source["path"]))
+    return {
+        "config": config_files(paths.project, root),
+        "data": data,
+        "code": sorted(packages[n]["dir"] for n in _closure(wanted, packages)),
+    }
+
+
+def _touches(changed: list[str], prefixes: list[str]) -> list[str]:
+    hits = []
+    for path in changed:
+        for prefix in prefixes:
+            if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+                hits.append(path)
+                break
+    return hits
+
+
+def affected_projects(root: Path, base: str) -> list[dict[str, Any]]:
+    """Every project whose config, data or code changed since ``base``, with the reasons."""
+    from shipyard.core.compose import compose, list_projects, to_dict
+
+    changed = changed_files(root, base)
+    result = []
+    for name in list_projects(root):
+        paths = ProjectPaths.of(root, name)
+        inputs = project_inputs(paths, to_dict(compose(name, root=root)))
+        reasons = {kind: _touches(changed, prefixes) for kind, prefixes in inputs.items()}
+        if any(reasons.values()):
+            result.append({"project": name, "because": {k: v[:10] for k, v in reasons.items() if v}})
+    return result
