@@ -9,7 +9,6 @@ therefore affects every project; a change to a team package only the projects th
 
 from __future__ import annotations
 
-import re
 import subprocess
 import tomllib
 from functools import cache
