@@ -56,7 +56,7 @@ def check(
         first = report["failures"][0]
         raise DataError(
             f"{len(report['failures'])} data check(s) failed; first: {first['check']} "
-            f"on {first['column']}: observed {first['observed']}, expected {first['expected']}",
+            f"on {first['column'] or 'all columns'}: observed {first['observed']}, expected {first['expected']}",
             where=runtime["check_summary_rel"],
             fix="fix the data, or the rule under `checks:` in the project config if the data is right",
         )
