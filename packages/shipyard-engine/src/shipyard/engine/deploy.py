@@ -140,13 +140,10 @@ def deploy_project(
         for target in wanted:
             say(f"▶ deploy {target} ({label})")
             out = deploy_dir(paths, target)
+            # The batch job also reads the project's key column and data source: give it all.
+            conf = config if target == "batch" else dict(config["deploy"][target] or {})
             reports[target] = builders[target](
-                files["model_bundle"],
-                out,
-                dict(config["deploy"][target] or {}),
-                paths.project,
-                label,
-                files["test_split"],
+                files["model_bundle"], out, conf, paths.project, label, files["test_split"]
             )
     _track(paths, [deploy_dir(paths, t) for t in wanted])
     return reports
