@@ -76,6 +76,9 @@ lineage: setup ## how VERSION of PROJECT was made
 deploy: setup ## build PROJECT's deployment targets from its production version (TARGET=service|batch|edge)
 	$(SHIPYARD) deploy $(PROJECT) $(if $(TARGET),--target $(TARGET)) $(if $(VERSION),--version $(VERSION))
 
+serve: setup ## serve PROJECT's built BentoML service on 127.0.0.1:PORT (make deploy TARGET=service first)
+	$(BIN)/python -m shipyard.deploy.service serve deploy/$(PROJECT)/service --port $(PORT)
+
 batch: setup ## run PROJECT's batch job: INPUT=... OUTPUT=... [ENGINE=dask]
 	$(BIN)/shipyard batch $(PROJECT) $(if $(INPUT),--input '$(INPUT)') $(if $(OUTPUT),--output '$(OUTPUT)') \
 		$(if $(ENGINE),--engine $(ENGINE))
@@ -86,8 +89,12 @@ test: setup ## run every test, the slow end-to-end drills included
 test-fast: setup ## run the tests not marked slow
 	$(BIN)/python -m pytest -m "not slow"
 
-bench: setup ## run the benchmarks and print their ratios
+bench: setup ## run the benchmarks and print their ratios (about 10 minutes)
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/bench_monorepo.py
+	$(BIN)/python benchmarks/bench_service.py
+	$(BIN)/python benchmarks/bench_batch.py
+	$(BIN)/python benchmarks/bench_edge.py
 
 lint: setup ## ruff and the import-linter layer contracts
 	$(BIN)/ruff check packages tests benchmarks

@@ -1,0 +1,47 @@
+"""The BentoML HTTP service target: ``make deploy TARGET=service`` and ``make serve``.
+
+:func:`build_service` turns a model bundle and the ``deploy.service`` config section into a
+service folder (``deploy/<team>/<name>/service/``) and a Bento in the local BentoML store;
+:func:`serve` runs that folder on localhost; ``python -m shipyard.deploy.service serve OUT_DIR
+--port N`` does the same from a shell. Importing this package imports neither BentoML nor torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shipyard.deploy.service._config import ServiceSettings, validate_settings
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = ["ServiceSettings", "build_service", "load_service", "serve", "validate_settings"]
+
+
+def build_service(
+    bundle_dir: Path, out_dir: Path, conf: Mapping[str, Any] | None, *, project: str, version: str | None = None
+) -> dict[str, Any]:
+    """Write the service folder for ``bundle_dir`` into ``out_dir`` and build its Bento.
+
+    ``conf`` is the project's ``deploy.service`` section; ``version`` the model version the
+    responses carry (default: the bundle's ``weights_sha256[:12]``). Returns the report that is
+    also written to ``out_dir/build.json``: paths, Bento tag, endpoints.
+    """
+    from shipyard.deploy.service._build import build_service as build
+
+    return build(bundle_dir, out_dir, conf, project=project, version=version)
+
+
+def serve(out_dir: Path, port: int, host: str = "127.0.0.1") -> int:
+    """Run the service built in ``out_dir`` on ``host:port``; blocks until stopped."""
+    from shipyard.deploy.service._serve import serve as run
+
+    return run(out_dir, port, host)
+
+
+def load_service(out_dir: Path) -> Any:
+    """The ``bentoml.Service`` of a built service folder (its ``service.py`` calls this)."""
+    from shipyard.deploy.service._app import load_service as load
+
+    return load(out_dir)

@@ -1,0 +1,240 @@
+"""``build_service``: a model bundle and the ``deploy.service`` config in, a service folder
+(and a Bento in the local BentoML store) out."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from shipyard.core.atomic import atomic_dir, write_json
+from shipyard.core.errors import ConfigError, DataError, ShipyardError
+from shipyard.deploy.service import _templates as tpl
+from shipyard.deploy.service._app import BUNDLE_DIR, PREDICT_ROUTE, SERVICE_JSON
+from shipyard.deploy.service._config import ServiceSettings, validate_settings
+from shipyard.deploy.service._schema import build_schema
+
+__all__ = ["BUILD_JSON", "ENDPOINTS", "build_service"]
+
+BUILD_JSON = "build.json"
+ENDPOINTS = {
+    "predict": f"POST {PREDICT_ROUTE}",
+    "livez": "GET /livez",
+    "readyz": "GET /readyz",
+    "metrics": "GET /metrics",
+    "openapi": "GET /docs.json",
+    "docs": "GET /",
+}
+_BUNDLE_FILES = ("weights.safetensors", "bundle.json")
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+:@/-]{0,127}$")  # e.g. tabular/breast_cancer@v3.0.0
+
+
+def _tag_part(text: str) -> str:
+    """``text`` as a valid Bento name or version: lower case, [a-z0-9._-], no edge punctuation."""
+    cleaned = re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-._")
+    return cleaned or "model"
+
+
+def _read_meta(bundle_dir: Path) -> dict[str, Any]:
+    # ModelBundle.load checks the bundle fully (format, weights against the network) below;
+    # this read only needs to fail clearly when the folder is not a bundle at all.
+    path = bundle_dir / "bundle.json"
+    if not path.is_file() or not (bundle_dir / "weights.safetensors").is_file():
+        raise DataError(
+            f"{bundle_dir} is not a model bundle (needs bundle.json and weights.safetensors)",
+            where=str(bundle_dir),
+            fix="train the project first: make train PROJECT=<team>/<name>",
+        )
+    return dict(json.loads(path.read_text()))
+
+
+def _check_bundle(bundle_dir: Path) -> None:
+    from shipyard.train.bundle import ModelBundle
+
+    ModelBundle.load(bundle_dir)
+
+
+def _version(version: str | None, meta: Mapping[str, Any]) -> str:
+    if version is None or version == "":
+        sha = str(meta.get("weights_sha256", ""))
+        if not sha:
+            raise DataError("the bundle records no weights_sha256 to name its version", fix="retrain the model")
+        return sha[:12]
+    if not isinstance(version, str) or not _VERSION.match(version):
+        raise ConfigError(
+            "the model version must be 1 to 128 letters, digits and . _ + : @ / -, starting with a letter or digit",
+            key="version",
+            value=version,
+            fix="pass the registry's version string (e.g. v3) or leave it out to use the weights hash",
+        )
+    return version
+
+
+def _spec(project: str, version: str, name: str, settings: ServiceSettings, meta: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "project": project,
+        "model_version": version,
+        "service_name": name,
+        "task": meta["preprocessor"]["task"],
+        "weights_sha256": meta.get("weights_sha256"),
+        "settings": settings.to_dict(),
+        "endpoints": ENDPOINTS,
+    }
+
+
+def _bentofile(project: str, version: str, name: str, wheels: list[Path], indexes: list[str]) -> str:
+    index_lines = "".join(["  extra_index_url:\n", *[f"    - {u}\n" for u in indexes]]) if indexes else ""
+    return tpl.BENTOFILE.substitute(
+        project=project,
+        project_json=json.dumps(project),
+        version_json=json.dumps(version),
+        name=name,
+        index_lines=index_lines,
+        wheel_lines="\n".join(f"    - wheels/{w.name}" for w in wheels),
+        python=f"{sys.version_info.major}.{sys.version_info.minor}",
+    )
+
+
+def _k8s_name(name: str) -> str:
+    """A Bento name as a Kubernetes object name (DNS-1123: no '_' or '.')."""
+    return re.sub(r"[^a-z0-9-]+", "-", name).strip("-")[:53] or "model"
+
+
+def _secret(name: str, settings: ServiceSettings) -> str:
+    return settings.k8s_secret or f"{_k8s_name(name)}-api-key"
+
+
+def _kubernetes(project: str, version: str, name: str, tag: str, settings: ServiceSettings) -> str:
+    secret = _secret(name, settings)
+    env = tpl.K8S_AUTH_ENV.substitute(env_var=settings.auth_env_var, secret=secret) if settings.auth else ""
+    note = (
+        f"# API-key auth is on: create the Secret first (README.md): kubectl create secret generic {secret} "
+        f"--from-literal=api-key=...\n"
+        if settings.auth
+        else ""
+    )
+    return tpl.K8S.substitute(
+        project=project,
+        version=version,
+        name=_k8s_name(name),
+        tag=tag,
+        label=project.replace("/", "."),
+        version_label=_tag_part(version)[:63].strip("-._") or "model",
+        replicas=settings.k8s_replicas,
+        env_block=env,
+        secret_note=note,
+        cpu=settings.k8s_cpu,
+        memory=settings.k8s_memory,
+    )
+
+
+def _readme(project: str, version: str, name: str, tag: str, settings: ServiceSettings) -> str:
+    secret = _secret(name, settings)
+    auth = (
+        tpl.README_AUTH.substitute(env_var=settings.auth_env_var, min_length=settings.auth_min_length, secret=secret)
+        if settings.auth
+        else "API-key auth is off (`deploy.service.auth.enabled: false`).\n"
+    )
+    return tpl.README.substitute(
+        project=project,
+        version=version,
+        name=name,
+        tag=tag,
+        auth=auth,
+        max_rows=settings.max_rows_per_request,
+        max_bytes=settings.max_request_bytes,
+        max_batch=settings.max_batch_size,
+        max_latency=settings.max_latency_ms,
+        docker_env=f"-e {settings.auth_env_var} " if settings.auth else "",
+    )
+
+
+def _write_folder(tmp: Path, bundle_dir: Path, spec: dict[str, Any], tag: str, settings: ServiceSettings) -> None:
+    from shipyard.deploy.service._environment import build_wheels, pinned_requirements, torch_index
+
+    project, version, name = spec["project"], spec["model_version"], spec["service_name"]
+    (tmp / BUNDLE_DIR).mkdir()
+    for file in _BUNDLE_FILES:
+        shutil.copy2(bundle_dir / file, tmp / BUNDLE_DIR / file)
+    write_json(tmp / SERVICE_JSON, spec)
+    (tmp / "service.py").write_text(tpl.SERVICE_PY.substitute(project=project, version=version))
+    wheels = build_wheels(tmp / "wheels")
+    (tmp / "requirements.txt").write_text("\n".join(pinned_requirements()) + "\n")
+    (tmp / "bentofile.yaml").write_text(_bentofile(project, version, name, wheels, torch_index()))
+    (tmp / "kubernetes.yaml").write_text(_kubernetes(project, version, name, tag, settings))
+    (tmp / "README.md").write_text(_readme(project, version, name, tag, settings))
+
+
+def _build_bento(folder: Path, tag: str) -> str:
+    """Build the Bento of ``folder`` into the local store (``$BENTOML_HOME``), replacing one of
+    the same tag.
+
+    Runs ``bentoml build`` in a child process from a scratch copy of the folder: BentoML resolves
+    the bentofile's paths against the working directory and refuses any path with a hidden part
+    (the atomic write's ``.tmp-*`` folder has one), and a child keeps the generated ``service``
+    module out of this process's module cache.
+    """
+    import os
+    import subprocess
+    import tempfile
+
+    env = {**os.environ, "BENTOML_DO_NOT_TRACK": "True"}
+    bentoml = [sys.executable, "-m", "bentoml"]
+    name, _, version = tag.partition(":")
+    with tempfile.TemporaryDirectory(prefix="shipyard-bento-") as scratch:
+        ctx = Path(scratch) / "service"
+        shutil.copytree(folder, ctx)
+        # A rebuild of the same model version replaces the old Bento rather than failing.
+        subprocess.run([*bentoml, "delete", "-y", tag], cwd=ctx, env=env, capture_output=True, timeout=120, check=False)
+        cmd = [*bentoml, "build", ".", "-f", "bentofile.yaml", "--name", name, "--version", version, "-o", "tag"]
+        done = subprocess.run(cmd, cwd=ctx, env=env, capture_output=True, text=True, timeout=600, check=False)
+    found = re.search(r"__tag__:(\S+)", done.stdout)
+    if done.returncode != 0 or not found:
+        raise ShipyardError(
+            f"`bentoml build` failed for {tag}",
+            where=str(folder / "bentofile.yaml"),
+            fix="see BentoML's output:\n" + (done.stderr or done.stdout)[-3000:],
+        )
+    return found.group(1)
+
+
+def build_service(
+    bundle_dir: Path, out_dir: Path, conf: Mapping[str, Any] | None, *, project: str, version: str | None = None
+) -> dict[str, Any]:
+    """Write everything the service needs into ``out_dir`` (atomically) and build its Bento.
+
+    ``conf`` is the ``deploy.service`` section; ``version`` the model version responses carry
+    (default: the first 12 hex digits of the bundle's weights hash). Returns a small report:
+    paths, Bento tag, endpoints.
+    """
+    settings = validate_settings(conf)
+    bundle_dir, out_dir = Path(bundle_dir), Path(out_dir)
+    meta = _read_meta(bundle_dir)
+    build_schema(meta, settings)  # fails here, not at serve time, if the schema cannot be generated
+    _check_bundle(bundle_dir)
+    version = _version(version, meta)
+    name = settings.name or _tag_part(project.replace("/", "-"))
+    tag = f"{name}:{_tag_part(version)}"
+    spec = _spec(project, version, name, settings, meta)
+    with atomic_dir(out_dir) as tmp:
+        _write_folder(tmp, bundle_dir, spec, tag, settings)
+        # Built from the scratch folder, before it replaces out_dir: a failed build leaves the
+        # previous service folder as it was.
+        bento_tag = _build_bento(tmp, tag) if settings.build_bento else None
+        report = {
+            "project": project,
+            "model_version": version,
+            "service": name,
+            "bento_tag": bento_tag,
+            "out_dir": str(out_dir),
+            "files": [*sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file()), BUILD_JSON],
+            "endpoints": ENDPOINTS,
+            "serve": f"python -m shipyard.deploy.service serve {out_dir} --port {settings.port}",
+            "containerize": f"bentoml containerize {bento_tag}" if bento_tag else None,
+        }
+        write_json(tmp / BUILD_JSON, report)
+    return report

@@ -1,0 +1,212 @@
+"""The service's typed request and response, generated from a bundle's feature schema.
+
+One pydantic model per row: a named field per feature (the feature's own name is the JSON
+key), numbers strict and finite, range-checked against the training range widened by a margin,
+categories limited to the training vocabulary, nullable only where training saw missing values.
+Image models take one ``image`` field: a nested array of exactly the bundle's [C, H, W] shape.
+Pydantic does every check, so BentoML answers a bad request 400 with the field's location and
+the problem, before the request reaches the batching queue.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+from shipyard.core.errors import DataError
+from shipyard.deploy.service._config import ServiceSettings
+
+__all__ = ["IMAGE_FIELD", "ServiceSchema", "build_schema"]
+
+IMAGE_FIELD = "image"
+_MAX_CATEGORY_CHARS = 256
+
+
+@dataclass(frozen=True)
+class ServiceSchema:
+    """The generated models and how a validated batch of rows becomes model input columns."""
+
+    row: type[BaseModel]
+    request: type[BaseModel]
+    prediction: type[BaseModel]
+    features: list[str]
+    attrs: list[str]  # python attribute of each feature on ``row`` (tabular models)
+    shape: list[int] | None
+
+    def columns(self, rows: Sequence[BaseModel]) -> dict[str, Any]:
+        """Validated rows as ``{feature: values}``, the mapping ``Preprocessor.transform`` takes."""
+        import numpy as np
+
+        if self.shape is not None:
+            pixels = np.asarray([getattr(r, IMAGE_FIELD) for r in rows], dtype=np.float64)
+            # An image's C, H, W flatten in the order of the bundle's pixel features (the CNN
+            # reshapes its input the same way).
+            flat = pixels.reshape(len(rows), -1)
+            return {name: flat[:, j] for j, name in enumerate(self.features)}
+        return {
+            name: [_missing(getattr(r, attr)) for r in rows]
+            for name, attr in zip(self.features, self.attrs, strict=True)
+        }
+
+
+def _missing(value: Any) -> Any:
+    # JSON null is a missing value; the preprocessor imputes NaN (numeric) and ignores None (category).
+    return math.nan if value is None else value
+
+
+def _bounds(low: float, high: float, settings: ServiceSettings) -> tuple[float | None, float | None]:
+    if not settings.range_check:
+        return None, None
+    # A constant training column has no range to widen by; widen by its magnitude (or 1) instead.
+    span = high - low if high > low else max(abs(low), abs(high), 1.0)
+    pad = settings.range_margin * span
+    return _round(low - pad, up=False), _round(high + pad, up=True)
+
+
+def _round(value: float, *, up: bool) -> float:
+    """``value`` to 6 significant digits, rounded outward (limits read well in the OpenAPI page
+    and error messages, and never narrow the widened range)."""
+    rounded = float(f"{value:.6g}")
+    if (up and rounded < value) or (not up and rounded > value):
+        step = 10 ** (math.floor(math.log10(abs(value))) - 5)
+        rounded = float(f"{value + step if up else value - step:.6g}")
+    return rounded
+
+
+def _number(low: float | None, high: float | None) -> Any:
+    return Annotated[float, Field(ge=low, le=high, allow_inf_nan=False, strict=True)]
+
+
+def _describe(spec: Mapping[str, Any], low: float | None, high: float | None) -> str:
+    seen = f"training range [{spec['min']:g}, {spec['max']:g}]"
+    if low is None or high is None:
+        return f"number; {seen}"
+    return f"number in [{low:g}, {high:g}] ({seen}, widened)"
+
+
+def _numeric_field(spec: Mapping[str, Any], settings: ServiceSettings) -> tuple[Any, Any]:
+    low, high = _bounds(float(spec["min"]), float(spec["max"]), settings)
+    kind = _number(low, high)
+    nullable = bool(spec.get("nullable"))
+    desc = _describe(spec, low, high) + ("; null when missing" if nullable else "")
+    return (kind | None if nullable else kind), Field(alias=spec["name"], description=desc)
+
+
+def _category_field(spec: Mapping[str, Any], settings: ServiceSettings) -> tuple[Any, Any]:
+    vocab = [str(v) for v in spec.get("categories", [])]
+    if settings.unknown_categories or not vocab:
+        kind: Any = Annotated[str, Field(max_length=_MAX_CATEGORY_CHARS, strict=True)]
+        desc = f"category; known: {', '.join(vocab)}; others count as unseen"
+    else:
+        kind = Literal[tuple(vocab)]
+        desc = f"category, one of: {', '.join(vocab)}"
+    if spec.get("nullable", True):
+        return kind | None, Field(alias=spec["name"], description=desc + "; null when missing")
+    return kind, Field(alias=spec["name"], description=desc)
+
+
+def _image_field(schema: list[dict[str, Any]], shape: list[int], settings: ServiceSettings) -> tuple[Any, Any]:
+    if math.prod(shape) != len(schema) or any(s["dtype"] != "float" for s in schema):
+        raise DataError(
+            f"an image model's features must be {math.prod(shape)} numeric pixels (shape {shape}), "
+            f"not {len(schema)} features",
+            key="preprocessor.shape",
+            value=shape,
+            fix="retrain with data.shape matching the pixel columns",
+        )
+    # Per-pixel training ranges are meaningless (a corner pixel may never have lit up in
+    # training); the range check uses the range of all pixels together.
+    low, high = _bounds(min(float(s["min"]) for s in schema), max(float(s["max"]) for s in schema), settings)
+    kind: Any = _number(low, high)
+    for size in reversed(shape):
+        kind = Annotated[list[kind], Field(min_length=size, max_length=size)]
+    bounds = f" with values in [{low:g}, {high:g}]" if low is not None and high is not None else ""
+    desc = f"image as a nested array of shape {list(shape)} (channels, height, width){bounds}"
+    return kind, Field(alias=IMAGE_FIELD, description=desc)
+
+
+def _title(meta: Mapping[str, Any]) -> str:
+    name = str(meta.get("project", {}).get("name", "model"))
+    return "".join(part.capitalize() for part in name.replace("-", "_").split("_") if part) or "Model"
+
+
+def _row_model(meta: Mapping[str, Any], settings: ServiceSettings) -> tuple[type[BaseModel], list[str], list[str]]:
+    pre = meta["preprocessor"]
+    features = list(pre["features"])
+    specs = {s["name"]: s for s in meta.get("feature_schema", [])}
+    missing = [f for f in features if f not in specs]
+    if missing:
+        raise DataError(
+            f"the bundle's feature_schema lacks feature(s) {', '.join(map(repr, missing[:5]))}",
+            key="feature_schema",
+            fix="retrain the model with this Shipyard: its bundle records every feature's type and range",
+        )
+    config = ConfigDict(extra=settings.extra_fields, populate_by_name=False, title=f"{_title(meta)}Row")
+    shape = pre.get("shape")
+    if shape:
+        kind, info = _image_field([specs[f] for f in features], list(shape), settings)
+        row = create_model(f"{_title(meta)}Row", __config__=config, image=(kind, info))
+        return row, features, [IMAGE_FIELD]
+    fields: dict[str, Any] = {}
+    attrs = []
+    for i, name in enumerate(features):
+        spec = specs[name]
+        attr = f"f{i}"
+        attrs.append(attr)
+        fields[attr] = (
+            _category_field(spec, settings) if spec["dtype"] == "category" else _numeric_field(spec, settings)
+        )
+    return create_model(f"{_title(meta)}Row", __config__=config, **fields), features, attrs
+
+
+def _prediction_model(meta: Mapping[str, Any]) -> type[BaseModel]:
+    task = meta["preprocessor"]["task"]
+    classes = list(meta["preprocessor"].get("classes", []))
+    label: Any = int if classes and all(isinstance(c, int) for c in classes) else (str | int | float | bool)
+    version = (str, Field(description="the model version that made this prediction"))
+    title = f"{_title(meta)}Prediction"
+    config = ConfigDict(title=title)
+    if task == "regression":
+        return create_model(
+            title, __config__=config, prediction=(float, Field(description="predicted value")), model_version=version
+        )
+    probabilities = (dict[str, float], Field(description="probability of each class (keys: the class labels)"))
+    if task == "binary":
+        return create_model(
+            title,
+            __config__=config,
+            prediction=(label, Field(description="predicted class")),
+            score=(float, Field(description=f"probability of the positive class {classes[-1]!r}")),
+            probabilities=probabilities,
+            model_version=version,
+        )
+    return create_model(
+        title,
+        __config__=config,
+        prediction=(label, Field(description="predicted class")),
+        probabilities=probabilities,
+        model_version=version,
+    )
+
+
+def build_schema(meta: Mapping[str, Any], settings: ServiceSettings) -> ServiceSchema:
+    """The request and response models for a bundle's ``bundle.json`` (no torch needed)."""
+    row, features, attrs = _row_model(meta, settings)
+    rows = Annotated[
+        list[row],  # type: ignore[valid-type]
+        Field(
+            min_length=1,
+            max_length=settings.max_rows_per_request,
+            description=f"1 to {settings.max_rows_per_request} rows to score",
+        ),
+    ]
+    request = create_model(
+        f"{_title(meta)}Request",
+        __config__=ConfigDict(extra="forbid", title=f"{_title(meta)}Request"),
+        rows=(rows, ...),
+    )
+    shape = meta["preprocessor"].get("shape")
+    return ServiceSchema(row, request, _prediction_model(meta), features, attrs, list(shape) if shape else None)
