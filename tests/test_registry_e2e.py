@@ -101,7 +101,7 @@ def test_rollback_drill_and_lineage(repo_factory) -> None:  # type: ignore[no-un
 
 def test_second_model_is_compared_with_production(repo_factory) -> None:  # type: ignore[no-untyped-def]
     repo: Repo = repo_factory()
-    repo.train(BC, *QUICK, "trainer.max_epochs=20", "seed=1")
+    repo.train(BC, *QUICK, "trainer.max_epochs=20", "seed=1", "gate.baseline.models=[dummy]", gate=True)
     repo.run("promote", BC, "v1")
     _ran, proc = repo.train(BC, *QUICK, "trainer.max_epochs=1", "optim.lr=0.00001", "seed=2", gate=True, check=False)
     assert "no regression vs production on test/f1" in proc.stderr
