@@ -10,6 +10,7 @@ PORT ?= 3000
 INPUT ?=
 OUTPUT ?=
 ENGINE ?=
+WORKERS ?= 1
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -27,7 +28,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 quote = '$(subst ','"'"',$(value $(1)))'
 SHIPYARD := SHIPYARD_OVERRIDES=$(call quote,ARGS) $(BIN)/shipyard
 
-.PHONY: help setup train config compile status list affected promote rollback lineage deploy serve batch \
+.PHONY: help setup train config compile search dashboard status list affected promote rollback lineage deploy serve batch \
 	test test-fast bench lint gpu-check clean-venv
 
 help: ## list the targets
@@ -66,6 +67,12 @@ promote: setup ## put VERSION of PROJECT into production (refused unless it pass
 rollback: setup ## put PROJECT's previous production version back; deployments follow
 	$(SHIPYARD) rollback $(PROJECT)
 
+search: setup ## Optuna search of PROJECT (ARGS="search=<name> ...", WORKERS=N processes)
+	$(SHIPYARD) search $(PROJECT) --workers $(WORKERS)
+
+dashboard: setup ## optuna-dashboard on PROJECT's study at http://127.0.0.1:8080 (ARGS="search=<name>")
+	$(SHIPYARD) dashboard $(PROJECT)
+
 affected: setup ## projects whose config, data or code changed since BASE (a git ref, default origin/main)
 	@$(BIN)/shipyard affected --base $(or $(BASE),origin/main)
 
@@ -95,6 +102,7 @@ bench: setup ## run the benchmarks and print their ratios (about 10 minutes)
 	$(BIN)/python benchmarks/bench_service.py
 	$(BIN)/python benchmarks/bench_batch.py
 	$(BIN)/python benchmarks/bench_edge.py
+	$(BIN)/python benchmarks/bench_search.py
 
 lint: setup ## ruff and the import-linter layer contracts
 	$(BIN)/ruff check packages tests benchmarks

@@ -169,6 +169,59 @@ def cmd_affected(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    from shipyard.engine.compiler import compile_project
+    from shipyard.engine.repro import ensure_raw_data, reproduce
+    from shipyard.search import run_search
+
+    paths, _, config = _compose(args)
+    note = ensure_raw_data(config, paths)
+    if note:
+        _say(f"data: {note}")
+    compile_project(config, paths)
+    # A search reads the split and the fitted preprocessing: bring those stages up to date first.
+    reproduce(paths, config, target="fit_preprocessing")
+    run_search(
+        args.project,
+        args.overrides,
+        root=paths.root,
+        workers=args.workers,
+        n_trials=args.n_trials,
+        timeout=args.timeout,
+        final=not args.no_final,
+    )
+    _track_search(paths)
+    return 0
+
+
+def _track_search(paths: Any) -> None:
+    """The search's reports and plots are DVC-tracked outputs (the study storage stays out)."""
+    import contextlib
+    import io
+    import logging
+
+    from dvc.repo import Repo
+
+    folder = paths.layer("08_reporting") / "search"
+    outputs = [p for p in sorted(folder.glob("*")) if p.is_file() and p.suffix in (".json", ".csv", ".html", ".png")]
+    plots = folder / "plots"
+    if plots.is_dir():
+        outputs.append(plots)
+    if not outputs:
+        return
+    logging.getLogger("dvc").setLevel(logging.WARNING)
+    with contextlib.redirect_stdout(io.StringIO()), Repo(str(paths.root)) as repo:
+        repo.add([str(p) for p in outputs])
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from shipyard.core.paths import find_root
+    from shipyard.search import dashboard
+
+    dashboard(args.project, args.overrides, root=find_root(), host=args.host, port=args.port)
+    return 0
+
+
 def _registry_paths(args: argparse.Namespace) -> Any:
     from shipyard.core.paths import ProjectPaths, find_root
 
@@ -366,6 +419,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("version", metavar="VERSION")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_lineage)
+    p = with_project("search", "run the project's Optuna search (search=<name> picks conf/search/<name>.yaml)")
+    p.add_argument("--workers", type=int, default=1, help="parallel worker processes on this host")
+    p.add_argument("--n-trials", type=int, default=None, help="override search.n_trials")
+    p.add_argument("--timeout", type=float, default=None, help="seconds; override search.timeout")
+    p.add_argument("--no-final", action="store_true", help="skip retraining the selected trial and its test evaluation")
+    p.set_defaults(func=cmd_search)
+    p = with_project("dashboard", "serve optuna-dashboard on the project's study storage")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.set_defaults(func=cmd_dashboard)
     p = sub.add_parser("affected", help="projects whose config, data or code changed since a git ref")
     p.add_argument("--base", required=True, help="git ref to compare with, e.g. origin/main")
     p.add_argument("--json", action="store_true")

@@ -99,6 +99,7 @@ def reproduce(
     config: dict[str, Any],
     *,
     force: bool = False,
+    target: str | None = None,
     in_process: bool = True,
     say: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
 ) -> ReproResult:
@@ -126,7 +127,7 @@ def reproduce(
     dvc_run._run = _run
     try:
         with Repo(str(paths.root)) as repo:
-            repo.reproduce(str(paths.dvc_yaml), force=force)
+            repo.reproduce(f"{paths.dvc_yaml}:{target}" if target else str(paths.dvc_yaml), force=force)
     except DvcException as exc:
         cause = _unwrap(exc)
         if isinstance(cause, ShipyardError):

@@ -15,6 +15,7 @@ import platform
 import shutil
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -109,8 +110,12 @@ def train_model(
     state: dict[str, Any],
     conf: dict[str, Any],
     workdir: Path,
+    callbacks: Sequence[Callback] = (),
 ) -> TrainResult:
-    """Fit the model ``conf`` (keys: model, optim, trainer, seed, project) describes."""
+    """Fit the model ``conf`` (keys: model, optim, trainer, seed, project) describes.
+
+    ``callbacks`` join the Trainer's own (a search's pruning callback): they may stop a run,
+    never change the result of one they let finish."""
     pre = Preprocessor.from_state(state)
     seed, tconf = int(conf["seed"]), conf["trainer"]
     fingerprint = _fingerprint(train, val, state, conf)
@@ -130,15 +135,14 @@ def train_model(
         save_last=True,
         save_on_train_epoch_end=True,
     )
-    callbacks: list[Callback] = [checkpoint, BatchSeed(seed)]
+    own: list[Callback] = [checkpoint, BatchSeed(seed)]
     if es["enabled"]:
-        callbacks.append(
-            EarlyStopping(monitor=monitor, mode=es["mode"], patience=es["patience"], min_delta=es["min_delta"])
-        )
+        own.append(EarlyStopping(monitor=monitor, mode=es["mode"], patience=es["patience"], min_delta=es["min_delta"]))
+    own.extend(callbacks)
     logger = CSVLogger(save_dir=str(workdir), name="logs", version="")
     # The CSV logger starts a fresh file on resume: keep the epochs logged before the kill.
     before = _curve(workdir / "logs") if resume else pd.DataFrame({"epoch": []})
-    trainer = make_trainer(tconf, callbacks, logger, workdir)
+    trainer = make_trainer(tconf, own, logger, workdir)
     batch = int(tconf["batch_size"])
     started = time.perf_counter()
     with warnings.catch_warnings():

@@ -1,0 +1,164 @@
+"""One trial: the same training and evaluation code as ``make train``, in this process.
+
+All of a search's data access goes through :func:`load_search_data` (training and validation
+splits, fitted preprocessing); the test split is read by :func:`load_test_split` only, once,
+for the chosen model after the search.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shipyard.core.errors import DataError
+from shipyard.core.paths import ProjectPaths
+from shipyard.search._errors import TrialFailed
+
+__all__ = ["SearchData", "TrialRun", "load_search_data", "load_test_split", "train_and_evaluate", "train_conf"]
+
+PREPROCESSOR = "preprocessor.json"
+
+
+@dataclass
+class SearchData:
+    train: Any  # pandas.DataFrame
+    val: Any
+    state: dict[str, Any]
+    fingerprint: str  # content hash of the three files
+
+
+@dataclass
+class TrialRun:
+    bundle: Any
+    metrics: dict[str, float]
+    seconds: dict[str, float]  # train, evaluate
+
+
+def _inputs(paths: ProjectPaths) -> dict[str, Path]:
+    folder = paths.layer("05_model_input")
+    return {
+        "train": folder / "train.parquet",
+        "val": folder / "val.parquet",
+        "preprocessor": paths.layer("06_models") / PREPROCESSOR,
+    }
+
+
+def load_search_data(paths: ProjectPaths) -> SearchData:
+    """The training and validation splits and the preprocessing fitted on training: all a
+    search reads. The split and preprocessing stages write them (``make train``)."""
+    import json
+
+    import pandas as pd
+    from shipyard.core.hashing import file_sha256, json_sha256
+
+    files = _inputs(paths)
+    missing = [paths.rel(p) if p.is_relative_to(paths.root) else str(p) for p in files.values() if not p.is_file()]
+    if missing:
+        raise DataError(
+            f"the search needs {', '.join(missing)}",
+            where=missing[0],
+            fix=f"run `make train PROJECT={paths.project}` first: a search reuses the project's split and "
+            "fitted preprocessing",
+        )
+    return SearchData(
+        train=pd.read_parquet(files["train"]),
+        val=pd.read_parquet(files["val"]),
+        state=json.loads(files["preprocessor"].read_text()),
+        fingerprint=json_sha256({k: file_sha256(p) for k, p in files.items()}),
+    )
+
+
+def load_test_split(paths: ProjectPaths) -> Any:
+    """The test split, for the one evaluation of the chosen model after the search."""
+    import pandas as pd
+
+    path = paths.layer("05_model_input") / "test.parquet"
+    if not path.is_file():
+        raise DataError(
+            f"{paths.rel(path)} is missing",
+            where=paths.rel(path),
+            fix=f"run `make train PROJECT={paths.project}` to write the splits",
+        )
+    return pd.read_parquet(path)
+
+
+def train_conf(config: dict[str, Any]) -> dict[str, Any]:
+    """What ``train_model`` takes, from a resolved config (as the train stage passes it)."""
+    project = config["project"]
+    trainer = dict(config["trainer"], progress_bar=False)  # one line per trial instead of a bar
+    return {
+        "model": config["model"],
+        "optim": config["optim"],
+        "trainer": trainer,
+        "seed": config["seed"],
+        "project": {k: project[k] for k in ("name", "team", "task")},
+    }
+
+
+@contextlib.contextmanager
+def _extra_callbacks(fit: Any, callbacks: Sequence[Any]) -> Iterator[None]:
+    """Until ``train_model`` takes ``callbacks=`` (the change is proposed upstream), add ours
+    where it builds its Trainer. Trials in one process run one at a time, so this is safe."""
+    original = fit.make_trainer
+
+    def make_trainer(conf: dict[str, Any], own: list[Any], logger: Any, root: Path) -> Any:
+        return original(conf, [*own, *callbacks], logger, root)
+
+    fit.make_trainer = make_trainer
+    try:
+        yield
+    finally:
+        fit.make_trainer = original
+
+
+def _train(data: SearchData, conf: dict[str, Any], workdir: Path, callbacks: Sequence[Any]) -> Any:
+    from shipyard.train import fit
+
+    if "callbacks" in inspect.signature(fit.train_model).parameters:
+        return fit.train_model(data.train, data.val, data.state, conf, workdir, callbacks=list(callbacks))
+    with _extra_callbacks(fit, callbacks) if callbacks else contextlib.nullcontext():
+        return fit.train_model(data.train, data.val, data.state, conf, workdir)
+
+
+def _weights_size(bundle: Any) -> int:
+    """Bytes of ``weights.safetensors`` as the bundle would write it (without writing it)."""
+    from safetensors.torch import save
+    from shipyard.train.bundle import BUNDLE_FORMAT
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in bundle.net.state_dict().items()}
+    return len(save(tensors, metadata={"format": BUNDLE_FORMAT}))
+
+
+def train_and_evaluate(
+    config: dict[str, Any],
+    data: SearchData,
+    workdir: Path,
+    *,
+    callbacks: Sequence[Any] = (),
+    test: Any = None,
+) -> TrialRun:
+    """Train ``config``'s model on the training split and evaluate it on validation (and on
+    ``test`` when given: the chosen model only)."""
+    import torch
+    from shipyard.train.evaluate import evaluate_bundle
+
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        # Small splits make fewer batches than the logging interval: harmless, and said per trial.
+        warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+        result = _train(data, train_conf(config), workdir, callbacks)
+    trained = time.perf_counter()
+    bundle = result.bundle
+    if not all(bool(torch.isfinite(p).all()) for p in bundle.net.parameters()):
+        raise TrialFailed("training diverged: the weights contain NaN or infinity")
+    metrics = evaluate_bundle(bundle, data.val, test, config["evaluate"], _weights_size(bundle))
+    metrics["train_seconds"] = float(result.report["train_seconds"])
+    metrics["epochs"] = float(result.report["epochs"])
+    seconds = {"train": trained - started, "evaluate": time.perf_counter() - trained}
+    return TrialRun(bundle, metrics, seconds)
