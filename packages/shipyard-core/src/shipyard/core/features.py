@@ -142,7 +142,8 @@ class Preprocessor:
         if holes.any():
             x[holes] = np.broadcast_to(np.asarray(self.fill), x.shape)[holes]
         x = (x - np.asarray(self.mean)) / np.asarray(self.scale)
-        return x.astype(np.float32)
+        out: np.ndarray = x.astype(np.float32)
+        return out
 
     def category_codes(self, frame: Any) -> np.ndarray:
         """Vocabulary index per categorical feature (rows × categoricals); -1 when unseen."""
@@ -151,7 +152,8 @@ class Preprocessor:
         n = len(frame[self.features[0]]) if self.features else 0
         codes = np.full((n, len(self.categorical)), -1, dtype=np.int64)
         for j, (name, vocab) in enumerate(self.categorical.items()):
-            index = {v: i for i, v in enumerate(vocab)}
+            # Keyed by str | None so a missing value (None from _category) looks up as unseen.
+            index: dict[str | None, int] = {v: i for i, v in enumerate(vocab)}
             codes[:, j] = [index.get(_category(v), -1) for v in frame[name]]
         return codes
 
