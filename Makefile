@@ -29,7 +29,7 @@ quote = '$(subst ','"'"',$(value $(1)))'
 SHIPYARD := SHIPYARD_OVERRIDES=$(call quote,ARGS) $(BIN)/shipyard
 
 .PHONY: help setup train config compile search dashboard status list affected promote rollback lineage deploy serve batch \
-	test test-fast bench lint gpu-check clean-venv
+	test test-fast test-isolated bench lint gpu-check clean-venv
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -104,9 +104,14 @@ bench: setup ## run the benchmarks and print their ratios (about 10 minutes)
 	$(BIN)/python benchmarks/bench_edge.py
 	$(BIN)/python benchmarks/bench_search.py
 
-lint: setup ## ruff and the import-linter layer contracts
-	$(BIN)/ruff check packages tests benchmarks
+lint: setup ## ruff, import-linter contracts, mypy --strict on shipyard.core, declared imports per package
+	$(BIN)/ruff check packages tests benchmarks tools
 	$(BIN)/lint-imports
+	$(BIN)/mypy --strict -p shipyard.core
+	$(BIN)/python tools/test_isolated.py --static-only
+
+test-isolated: setup ## each package's tests in a fresh venv with only its declared dependencies (LIGHT=1: no torch)
+	$(BIN)/python tools/test_isolated.py $(if $(LIGHT),--light)
 
 gpu-check: setup ## train vision/digits on trainer=gpu and trainer=cpu, print samples/s
 	$(BIN)/python benchmarks/gpu_check.py
