@@ -201,10 +201,24 @@ class Registry:
             _git(self.root, "add", "--", *files)
             staged = subprocess.run(["git", "diff", "--cached", "--quiet", "--", *files], cwd=self.root)
             if staged.returncode != 0:
-                _git(self.root, "commit", "-q", "-m", f"{self.name}: register {version}", "--", *files)
+                name, email = self._identity()
+                _git(
+                    self.root,
+                    *("-c", f"user.name={name}", "-c", f"user.email={email}"),
+                    *("commit", "-q", "-m", f"{self.name}: register {version}", "--", *files),
+                )
             gate = card.get("gate", {})
             verdict = "skipped" if gate.get("skipped") else "passed" if gate.get("passed") else "failed"
-            gto.api.register(self.root, self.name, "HEAD", version=version, message=f"{version} gate {verdict}")
+            name, email = self._identity()
+            gto.api.register(
+                self.root,
+                self.name,
+                "HEAD",
+                version=version,
+                message=f"{version} gate {verdict}",
+                author=name,
+                author_email=email,
+            )
             if verdict == "passed":
                 self._assign("candidate", version)
         return self.get(version), True
@@ -214,7 +228,24 @@ class Registry:
 
         if stage not in STAGES:
             raise ConfigError(f"unknown stage {stage!r}", value=stage, fix="use one of: " + ", ".join(STAGES))
-        gto.api.assign(self.root, self.name, stage, version=version, message=f"{version} to {stage}", force=True)
+        name, email = self._identity()
+        gto.api.assign(
+            self.root,
+            self.name,
+            stage,
+            version=version,
+            message=f"{version} to {stage}",
+            force=True,
+            author=name,
+            author_email=email,
+        )
+
+    def _identity(self) -> tuple[str, str]:
+        """The user's git identity; on a machine without one, registrations are signed by
+        Shipyard rather than failing after a whole training run."""
+        name = _git(self.root, "config", "user.name", check=False)
+        email = _git(self.root, "config", "user.email", check=False)
+        return name or "Shipyard", email or "shipyard@localhost"
 
     def promote(self, version: str, stage: str = "production") -> tuple[Version, Version | None]:
         """Assign ``stage`` to a version that passed its gate; the previous holder is archived."""
