@@ -17,6 +17,7 @@ __all__ = [
     "ShipyardError",
     "StageError",
     "did_you_mean",
+    "report",
 ]
 
 
@@ -77,6 +78,24 @@ class StageError(ShipyardError):
 
     exit_code = 1
     kind = "stage error"
+
+
+def report(exc: BaseException, *, verbose: bool) -> int:
+    """Print ``exc`` the way every Shipyard command does and return the exit code: a user's
+    mistake as its one rendered message, anything else as an internal error; the traceback
+    only with ``--verbose``."""
+    import sys
+    import traceback
+
+    if verbose:
+        traceback.print_exception(exc)
+    if isinstance(exc, ShipyardError):
+        print(exc.render(), file=sys.stderr)
+        return exc.exit_code
+    print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+    if not verbose:
+        print("  rerun with --verbose for the traceback", file=sys.stderr)
+    return 1
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -12,7 +12,6 @@ import json
 import os
 import shlex
 import sys
-import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -470,14 +469,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the one place that turns errors into exit codes
-        from shipyard.core.errors import ShipyardError
+        from shipyard.core.errors import report
 
-        if args.verbose:
-            traceback.print_exc()
-        if isinstance(exc, ShipyardError):
-            print(exc.render(), file=sys.stderr)
-            return exc.exit_code
-        print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        if not args.verbose:
-            print("  rerun with --verbose for the traceback", file=sys.stderr)
-        return 1
+        return report(exc, verbose=args.verbose)

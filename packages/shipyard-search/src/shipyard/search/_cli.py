@@ -10,7 +10,6 @@ import argparse
 import os
 import shlex
 import sys
-import traceback
 from collections.abc import Sequence
 
 __all__ = ["main"]
@@ -85,12 +84,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("interrupted: rerun the same command to continue the study", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the one place that turns errors into exit codes
-        from shipyard.core.errors import ShipyardError
+        from shipyard.core.errors import report
 
-        if args.verbose:
-            traceback.print_exc()
-        if isinstance(exc, ShipyardError):
-            print(exc.render(), file=sys.stderr)
-            return exc.exit_code
-        print(f"internal error: {type(exc).__name__}: {exc}\n  rerun with --verbose for the traceback", file=sys.stderr)
-        return 1
+        return report(exc, verbose=args.verbose)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -64,17 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted (finished parts are kept; run again to resume)", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the one place that turns errors into exit codes
-        from shipyard.core.errors import ShipyardError
+        from shipyard.core.errors import report
 
-        if args.verbose:
-            traceback.print_exc()
-        if isinstance(exc, ShipyardError):
-            print(exc.render(), file=sys.stderr)
-            return int(exc.exit_code)
-        print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        if not args.verbose:
-            print("  rerun with --verbose for the traceback", file=sys.stderr)
-        return 1
+        return report(exc, verbose=args.verbose)
     print(json.dumps(summary, sort_keys=True))
     return 0
 
