@@ -29,7 +29,7 @@ quote = '$(subst ','"'"',$(value $(1)))'
 SHIPYARD := SHIPYARD_OVERRIDES=$(call quote,ARGS) $(BIN)/shipyard
 
 .PHONY: help setup train config compile search dashboard status list affected promote rollback lineage deploy serve batch \
-	test test-fast test-isolated bench lint gpu-check clean-venv
+	test test-fast drills test-isolated bench lint gpu-check clean-venv
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -95,6 +95,9 @@ test: setup ## run every test, the slow end-to-end drills included
 
 test-fast: setup ## run the tests not marked slow
 	$(BIN)/python -m pytest -m "not slow"
+
+drills: setup ## run the reliability drills only (each names a fault and what must happen; also part of make test)
+	$(BIN)/python -m pytest -m drill
 
 bench: setup ## run the benchmarks and print their ratios (about 10 minutes)
 	$(BIN)/python benchmarks/run.py
