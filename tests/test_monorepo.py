@@ -54,7 +54,7 @@ def test_affected_by_a_project_config_change(mono: Repo) -> None:
 
 def test_affected_by_a_shared_config_group_option(mono: Repo) -> None:
     path = mono.path / "conf" / "model" / "cnn.yaml"
-    path.write_text(path.read_text().replace("hidden: 64", "hidden: 32"))
+    path.write_text(path.read_text() + "hidden: 32\n")
     assert _affected(mono) == {"vision/digits"}, "only the project that chose model=cnn"
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from shipyard.core.compose import compose, list_projects, to_dict
+from shipyard.core.compose import compose, list_projects, load, to_dict
 from shipyard.core.paths import ProjectPaths
 from shipyard.engine.compiler import render
 from shipyard.engine.pipeline import NODES
+from shipyard.train.schemas import MLPConf
 
 from .conftest import ROOT
 
@@ -21,13 +22,15 @@ def test_there_are_example_projects() -> None:
 
 @pytest.mark.parametrize("project", PROJECTS)
 def test_project_composes_and_compiles(project: str) -> None:
-    config = to_dict(compose(project, root=ROOT))
+    typed = compose(project, root=ROOT)
+    config = to_dict(typed)
     team, name = project.split("/")
     assert config["project"]["team"] == team and config["project"]["name"] == name
-    dvc_yaml, params = render(config, ProjectPaths.of(ROOT, project))
+    dvc_yaml, params = render(typed, ProjectPaths.of(ROOT, project))
     stages = yaml.safe_load(dvc_yaml)["stages"]
     assert list(stages) == [n.name for n in NODES]
     assert yaml.safe_load(params) == config
+    assert to_dict(load(yaml.safe_load(params), ROOT)) == config, "params.yaml reads back through the schema"
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -57,5 +60,6 @@ def test_override_grammar() -> None:
     )
     assert cfg["trainer"]["strategy"] == "ddp" and cfg["trainer"]["devices"] == 2
     assert cfg["model"]["hidden"] == [128, 64]
-    assert "dropout" not in cfg["model"]
+    # Deleting a model parameter brings back the component's own default (wide_mlp sets 0.2).
+    assert cfg["model"]["dropout"] == MLPConf().dropout
     assert cfg["optim"]["lr"] == cfg["trainer"]["max_epochs"]

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shipyard.core.errors import ConfigError, DataError
 from shipyard.core.features import Preprocessor
+from shipyard.core.schema import SplitConf, SplitKind
 from shipyard.data import fetch_raw, fit_preprocessor, ingest, split_frame
 
 
@@ -81,9 +82,8 @@ def test_splits_never_share_a_row_and_hold_their_fractions(
     n: int, val: float, test: float, kind: str, seed: int
 ) -> None:
     frame = pd.DataFrame({"row_id": range(n), "a": np.arange(n, dtype=float), "y": np.arange(n) % 2})
-    train_, val_, test_, manifest = split_frame(
-        frame, {"kind": kind, "train": 1 - val - test, "val": val, "test": test}, {"target": "y"}, "binary", seed
-    )
+    split = SplitConf(kind=SplitKind(kind), train=1 - val - test, val=val, test=test)
+    train_, val_, test_, manifest = split_frame(frame, split, "y", "binary", seed)
     keys = [set(p["row_id"]) for p in (train_, val_, test_)]
     assert not (keys[0] & keys[1] or keys[0] & keys[2] or keys[1] & keys[2])
     assert set().union(*keys) == set(range(n))
@@ -93,23 +93,17 @@ def test_splits_never_share_a_row_and_hold_their_fractions(
 
 def test_split_is_seeded() -> None:
     frame = pd.DataFrame({"row_id": range(100), "y": np.arange(100) % 2})
-    conf = {"kind": "stratified", "train": 0.7, "val": 0.15, "test": 0.15}
-    a = split_frame(frame, conf, {"target": "y"}, "binary", 1)[3]
-    b = split_frame(frame, conf, {"target": "y"}, "binary", 1)[3]
-    c = split_frame(frame, conf, {"target": "y"}, "binary", 2)[3]
+    conf = SplitConf(kind=SplitKind.stratified)
+    a = split_frame(frame, conf, "y", "binary", 1)[3]
+    b = split_frame(frame, conf, "y", "binary", 1)[3]
+    c = split_frame(frame, conf, "y", "binary", 2)[3]
     assert a == b and a != c
 
 
-def test_split_errors() -> None:
+def test_too_few_rows_for_a_split_is_a_data_error() -> None:
     frame = pd.DataFrame({"row_id": range(5), "y": [0.1, 0.2, 0.3, 0.4, 0.5]})
-    with pytest.raises(ConfigError, match="stratified split needs class labels"):
-        split_frame(
-            frame, {"kind": "stratified", "train": 0.7, "val": 0.15, "test": 0.15}, {"target": "y"}, "regression", 0
-        )
     with pytest.raises(DataError, match="empty split"):
-        split_frame(
-            frame, {"kind": "random", "train": 0.9, "val": 0.05, "test": 0.05}, {"target": "y"}, "regression", 0
-        )
+        split_frame(frame, SplitConf(kind=SplitKind.random, train=0.9, val=0.05, test=0.05), "y", "regression", 0)
 
 
 def test_preprocessing_is_fitted_on_the_training_rows_only() -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from shipyard.core.errors import ConfigError, DataError
+from shipyard.core.errors import DataError
 from shipyard.core.features import Preprocessor
+from shipyard.core.schema import SplitConf, SplitKind
 from shipyard.data.preprocess import fit_preprocessor
 from shipyard.data.split import check_split_hygiene, split_frame
 
@@ -27,8 +30,10 @@ def frame(n: int, groups: int = 20) -> pd.DataFrame:
     )
 
 
-def conf(kind: str, val: float, test: float, **extra: object) -> dict[str, object]:
-    return {"kind": kind, "train": 1 - val - test, "val": val, "test": test, **extra}
+def conf(kind: str, val: float, test: float, **extra: Any) -> SplitConf:
+    if kind == "kfold":  # a k-fold split declares k and the test fraction only
+        return SplitConf(kind=SplitKind.kfold, train=None, val=None, test=test, **extra)
+    return SplitConf(kind=SplitKind(kind), train=1 - val - test, val=val, test=test, **extra)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -46,9 +51,7 @@ def test_no_split_kind_leaks_a_row_or_group(n: int, val: float, test: float, kin
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        train, val_, test_, manifest = split_frame(
-            data, conf(kind, val, test, **extra), {"target": "y"}, "binary", seed
-        )
+        train, val_, test_, manifest = split_frame(data, conf(kind, val, test, **extra), "y", "binary", seed)
     parts = {"train": train, "val": val_, "test": test_}
     rows = [set(p["row_id"]) for p in parts.values()]
     assert sum(map(len, rows)) == n and set().union(*rows) == set(range(n))
@@ -75,20 +78,9 @@ def test_hygiene_check_names_the_overlap() -> None:
         check_split_hygiene({"train": a, "test": a}, "k", None)
 
 
-def test_split_config_errors() -> None:
-    with pytest.raises(ConfigError, match="needs split.group_column"):
-        split_frame(frame(50), conf("group", 0.15, 0.15), {"target": "y"}, "binary", 0)
-    with pytest.raises(ConfigError, match="folds >= 2"):
-        split_frame(frame(50), conf("kfold", 0.15, 0.15, folds=1, fold=0), {"target": "y"}, "binary", 0)
+def test_too_few_groups_is_a_data_error() -> None:
     with pytest.raises(DataError, match="test split is empty|empty split"):
-        split_frame(
-            frame(60, groups=2), conf("group", 0.15, 0.15, group_column="customer"), {"target": "y"}, "binary", 0
-        )
-
-
-def test_unusual_fractions_warn() -> None:
-    with pytest.warns(UserWarning, match="split.val=0.3 is outside"):
-        split_frame(frame(100), conf("random", 0.3, 0.1), {"target": "y"}, "binary", 0)
+        split_frame(frame(60, groups=2), conf("group", 0.15, 0.15, group_column="customer"), "y", "binary", 0)
 
 
 @pytest.mark.parametrize("kind", ["random", "stratified", "group", "time", "kfold"])
@@ -97,14 +89,14 @@ def test_preprocessing_state_ignores_validation_and_test_rows(kind: str) -> None
     split = conf(kind, 0.15, 0.15, group_column="customer", time_column="when", folds=4, fold=1)
     aux = ["customer", "when"]
     prep = {"numeric": "standard", "impute": "median", "categorical": "onehot"}
-    train, val, test, _ = split_frame(data, split, {"target": "y"}, "binary", 3)
+    train, val, test, _ = split_frame(data, split, "y", "binary", 3)
     before = fit_preprocessor(train, {"target": "y"}, prep, "binary", aux)
     held_out = set(val["row_id"]) | set(test["row_id"])
     changed = data.copy()
     mask = changed["row_id"].isin(held_out)
     changed.loc[mask, "x"] = changed.loc[mask, "x"] * 1000 + 7
     changed.loc[mask, "colour"] = "never-seen-in-train"
-    train2, *_ = split_frame(changed, split, {"target": "y"}, "binary", 3)
+    train2, *_ = split_frame(changed, split, "y", "binary", 3)
     assert fit_preprocessor(train2, {"target": "y"}, prep, "binary", aux) == before
     assert "never-seen-in-train" not in Preprocessor.from_state(before).categorical["colour"]
 

@@ -44,6 +44,8 @@ class Example:
 
 
 def _train_example(name: str, root: Path) -> Example:
+    from shipyard.core.registry import component_schema
+    from shipyard.core.schema import EarlyStoppingConf, ModelConf, OptimConf, ProjectConf, SplitConf, Task, TrainerConf
     from shipyard.data import fetch_raw, fit_preprocessor, ingest, split_frame
     from shipyard.train.fit import train_model
 
@@ -51,23 +53,21 @@ def _train_example(name: str, root: Path) -> Example:
     data = {"key": None, "features": None, "drop": [], "shape": None, **spec["data"]}
     fetch_raw(data["source"], root)
     frame = ingest(data, root)
-    split = {"kind": "stratified", "train": 0.7, "val": 0.15, "test": 0.15}
-    train, val, test, _ = split_frame(frame, split, data, spec["task"], 42)
+    train, val, test, _ = split_frame(frame, SplitConf(), data["target"], spec["task"], 42)
     state = fit_preprocessor(train, data, {"numeric": "standard", "impute": "median", "categorical": "onehot"}, spec["task"])
-    trainer = {
-        "accelerator": "cpu", "devices": 1, "num_nodes": 1, "strategy": "auto", "precision": "32-true",
-        "max_epochs": 8, "min_epochs": 1, "batch_size": 64, "gradient_clip_val": None, "deterministic": True,
-        "progress_bar": False, "log_every_n_steps": 5,
-        "early_stopping": {"enabled": False, "monitor": "val/loss", "mode": "min", "patience": 5, "min_delta": 0.0},
-    }
-    conf = {
-        "model": spec["model"],
-        "optim": {"name": "adamw", "lr": 0.003, "weight_decay": 0.0},
-        "trainer": trainer,
-        "seed": 42,
-        "project": {"name": name, "team": "examples", "task": spec["task"]},
-    }
-    result = train_model(train, val, state, conf, root / f"{name}-work")
+    params = {k: v for k, v in spec["model"].items() if k != "_target_"}
+    target = spec["model"]["_target_"]
+    result = train_model(
+        train,
+        val,
+        state,
+        model=ModelConf(target, component_schema(target)(**params)),
+        optim=OptimConf(lr=0.003),
+        trainer=TrainerConf(max_epochs=8, progress_bar=False, early_stopping=EarlyStoppingConf(enabled=False)),
+        seed=42,
+        project=ProjectConf(name=name, team="examples", task=Task(spec["task"])),
+        workdir=root / f"{name}-work",
+    )
     bundle_dir = root / f"{name}-bundle"
     result.bundle.save(bundle_dir)
     return Example(name, bundle_dir, train, val, test, str(frame.columns[0]), data["target"])

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from shipyard.core.compose import compose, to_dict
+from shipyard.core.compose import compose
 from shipyard.core.paths import ProjectPaths
+from shipyard.core.schema import ShipyardConfig
 from shipyard.engine.cli import main
 from shipyard.engine.compiler import compile_project, render
 from shipyard.engine.pipeline import build_pipeline
@@ -15,8 +16,8 @@ from shipyard.engine.pipeline import build_pipeline
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _config() -> dict[str, object]:
-    return to_dict(compose("tabular/breast_cancer", root=ROOT))
+def _config() -> ShipyardConfig:
+    return compose("tabular/breast_cancer", root=ROOT)
 
 
 def test_stages_declare_inputs_params_outputs() -> None:

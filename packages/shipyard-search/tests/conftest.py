@@ -35,12 +35,13 @@ def _write_inputs(root: Path, project: str) -> None:
     from shipyard.core.paths import ProjectPaths
     from shipyard.data import fetch_raw, fit_preprocessor, ingest, split_frame
 
-    config = to_dict(compose(project, root=root))
+    typed = compose(project, root=root)
+    config = to_dict(typed)
     paths = ProjectPaths.of(root, project)
     data, task = config["data"], config["project"]["task"]
     fetch_raw(data["source"], root)
     frame = ingest(data, root)
-    train, val, test, _ = split_frame(frame, config["split"], data, task, config["seed"])
+    train, val, test, _ = split_frame(frame, typed.split, typed.data.target, task, typed.seed)
     folder = paths.layer("05_model_input")
     folder.mkdir(parents=True, exist_ok=True)
     for name, part in (("train", train), ("val", val), ("test", test)):

@@ -176,7 +176,7 @@ CRASHY = """
 name: crashy
 objectives: [{metric: val/f1, direction: maximize}]
 space:
-  optim.name: {type: categorical, choices: [sgd, nope]}
+  trainer.devices: {type: categorical, choices: [1, [0]]}
   optim.lr: {type: categorical, choices: [0.05, 1.0e+12]}
 fixed: {trainer.max_epochs: 2, trainer.log_every_n_steps: 1}
 sampler: {name: grid}
@@ -189,13 +189,15 @@ def test_crashing_and_nan_trials_fail_and_the_study_goes_on(repo: Path, write_se
     write_search(repo, "crashy", CRASHY)
     lines: list[str] = []
     result = run_search(PROJECT, ["search=crashy", *EVAL], root=repo, final=False, say=lines.append)
-    states = {(r.params["optim.name"], r.params["optim.lr"]): r for r in result.trials}
+    states = {(str(r.params["trainer.devices"]), r.params["optim.lr"]): r for r in result.trials}
     assert len(result.trials) == 4  # the whole grid ran: no failure stopped it
-    assert states[("sgd", 0.05)].state == "COMPLETE"
-    assert states[("sgd", 1e12)].state == "FAIL" and "diverged" in (states[("sgd", 1e12)].error or "")
-    assert all(states[("nope", lr)].state == "FAIL" for lr in (0.05, 1e12))
-    assert "unknown optimizer" in (states[("nope", 0.05)].error or "")
-    assert result.selected is states[("sgd", 0.05)]
+    assert states[("1", 0.05)].state == "COMPLETE"
+    assert states[("1", 1e12)].state == "FAIL" and "diverged" in (states[("1", 1e12)].error or "")
+    # A config the schema accepts but Lightning refuses on a CPU (GPU ids) crashes its trial only.
+    crashed = [r for key, r in states.items() if key[0] != "1"]
+    assert len(crashed) == 2 and all(r.state == "FAIL" for r in crashed)
+    assert "CPUAccelerator" in (crashed[0].error or "")
+    assert result.selected is states[("1", 0.05)]
     assert sum(" FAIL " in line for line in lines) == 3
 
 

@@ -114,7 +114,7 @@ BAD = {
         "search.space.model",
         'did you mean "cnn"',
     ),
-    "an unknown search key": (GOOD + "n_trails: 3\n", "search.n_trails", "search takes"),
+    "an unknown search key": (GOOD + "n_trails: 3\n", "search.n_trails", 'did you mean "n_trials"'),
     "no budget": (_bad("n_trials: 2", "n_trials: null"), "search.n_trials", "neither"),
     "an unknown sampler parameter": (
         GOOD + "sampler: {name: tpe, params: {n_startup: 3}}\n",
@@ -177,10 +177,10 @@ def test_grid_points_follow_conditions() -> None:
 
 @functools.cache
 def _spec(select_among: str = "feasible") -> SearchSpec:
-    from shipyard.search import parse_search
+    from shipyard.search import search_spec
     from shipyard.search._check import compose_trial
 
-    spec = parse_search(compose_trial(PROJECT, ["search=f1_latency"], ROOT), ROOT)
+    spec = search_spec(compose_trial(PROJECT, ["search=f1_latency"], ROOT), ROOT)
     return dataclasses.replace(spec, select_among=select_among)
 
 

@@ -8,22 +8,24 @@ import numpy as np
 import pandas as pd
 import pytest
 from shipyard.core.features import Preprocessor
+from shipyard.core.schema import (
+    EarlyStoppingConf,
+    ModelConf,
+    OptimConf,
+    Optimizer,
+    ProjectConf,
+    Task,
+    TrainerConf,
+)
+from shipyard.train.schemas import MLPConf
 
-TRAINER = {
-    "accelerator": "cpu",
-    "devices": 1,
-    "num_nodes": 1,
-    "strategy": "auto",
-    "precision": "32-true",
-    "max_epochs": 3,
-    "min_epochs": 1,
-    "batch_size": 16,
-    "gradient_clip_val": None,
-    "deterministic": True,
-    "progress_bar": False,
-    "log_every_n_steps": 1,
-    "early_stopping": {"enabled": True, "monitor": "val/loss", "mode": "min", "patience": 2, "min_delta": 0.0},
-}
+TRAINER = TrainerConf(
+    max_epochs=3,
+    batch_size=16,
+    progress_bar=False,
+    log_every_n_steps=1,
+    early_stopping=EarlyStoppingConf(patience=2),
+)
 
 
 def _data(task: str) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, object]]:
@@ -54,15 +56,15 @@ def test_fit_is_deterministic(task: str, tmp_path: Path) -> None:
 
     train, val, state = _data(task)
     conf = {
-        "model": {"_target_": "shipyard.train.models.MLP", "hidden": [8], "dropout": 0.2, "activation": "relu"},
-        "optim": {"name": "adam", "lr": 0.01, "weight_decay": 0.0},
+        "model": ModelConf("shipyard.train.models.MLP", MLPConf(hidden=[8], dropout=0.2)),
+        "optim": OptimConf(name=Optimizer.adam, lr=0.01),
         "trainer": TRAINER,
         "seed": 1,
-        "project": {"name": "t", "team": "t", "task": task},
+        "project": ProjectConf(name="t", team="t", task=Task(task)),
     }
     runs = []
     for i in range(2):
-        result = train_model(train, val, state, conf, tmp_path / f"w{i}")
+        result = train_model(train, val, state, **conf, workdir=tmp_path / f"w{i}")
         result.bundle.save(tmp_path / f"b{i}")
         runs.append(result)
         assert not (tmp_path / f"w{i}").exists()

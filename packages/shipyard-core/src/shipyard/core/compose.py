@@ -1,49 +1,61 @@
-"""Compose and validate a project's configuration.
+"""Compose a project's configuration and validate it once, into the typed :class:`ShipyardConfig`.
 
-Layers, lowest first: framework defaults (``conf/config.yaml`` and the group defaults it names),
-team defaults (``conf/team/<team>.yaml``), the project (``conf/project/<team>/<name>.yaml``), an
-optional experiment, and command-line overrides in Hydra's grammar. Every failure becomes one
-:class:`~shipyard.core.errors.ConfigError` naming the file or override, the key, the value and
-the fix.
+Layers, lowest first: the schema's defaults (:mod:`shipyard.core.schema`), ``conf/config.yaml``
+and the group options it names, team defaults (``conf/team/<team>.yaml``), the project
+(``conf/project/<team>/<name>.yaml``), an optional experiment, and command-line overrides in
+Hydra's grammar. The composed result is merged into the schema (so ``+key=value`` cannot add a
+key the schema lacks), the model's parameters are checked against the schema its ``_target_``
+registered, and :mod:`shipyard.core.rules` checks bounds and cross-field rules. Every failure is
+one :class:`~shipyard.core.errors.ConfigError` naming where (override or file), the key, the bad
+value, what is allowed and the closest valid spelling. Hydra's and OmegaConf's exceptions are
+read by their fields, never by their message text.
+
+:func:`load` reads a compiled ``params.yaml`` back through the same validation.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import re
+import types
+import typing
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from shipyard.core.errors import ConfigError, did_you_mean
 from shipyard.core.paths import parse_project
-from shipyard.core.schema import TASKS, ShipyardConfig, register_schemas
+from shipyard.core.schema import ModelConf, ParamConf, ShipyardConfig, register_schemas
 
-__all__ = ["SPLIT_USUAL", "compose", "config_files", "list_projects", "split_warnings", "to_dict"]
+__all__ = ["compose", "config_files", "dump", "list_projects", "load", "to_dict"]
 
-# Outside these ranges a split fraction is legal but unusual: composing warns.
-SPLIT_USUAL = {"train": (0.60, 0.95), "val": (0.03, 0.20), "test": (0.02, 0.20)}
-
-
-def split_warnings(split: Any) -> list[str]:
-    out = []
-    for name, (low, high) in SPLIT_USUAL.items():
-        value = float(split[name])
-        if not low <= value <= high:
-            out.append(f"split.{name}={value:g} is outside the usual {low:.0%}-{high:.0%}")
-    return out
-
-
-_GROUPS = ("data", "split", "model", "trainer", "env", "team", "project", "experiment")
-_IN_FILE = re.compile(r"In '([^']+)'")
-_FULL_KEY = re.compile(r"full_key: (\S+)")
-_NOT_FOUND = re.compile(r"Could not find '([^']+)'")
-_BAD_OPTION = re.compile(r"Could not load '([^']+)'")
+_GROUPS = ("data", "checks", "split", "model", "trainer", "gate", "search", "env", "team", "project", "experiment")
+# Sections whose content is checked by its own schema after composing (a model's registered
+# parameters, a search space's entries): Hydra may add keys there without a leading '+'.
+_OPEN = ("model.", "search.space.")
 
 
 def list_projects(root: Path) -> list[str]:
-    """Every ``team/name`` under ``conf/project/``, sorted."""
+    """Every ``team/name`` under ``conf/project/``, sorted. A file whose name is not a valid
+    project name is skipped with a warning naming it, so one bad file does not stop the rest."""
     base = root / "conf" / "project"
-    return sorted(f"{p.parent.name}/{p.stem}" for p in base.glob("*/*.yaml"))
+    found = []
+    for path in sorted(base.glob("*/*.yaml")):
+        name = f"{path.parent.name}/{path.stem}"
+        try:
+            parse_project(name)
+        except ConfigError:
+            warnings.warn(
+                f"skipped {path.relative_to(root).as_posix()}: {name!r} is not a project name "
+                "(lower-case letters, digits, '_' and '-'); rename the file",
+                UserWarning,
+                stacklevel=2,
+            )
+            continue
+        found.append(name)
+    return found
 
 
 def _group_options(root: Path, group: str) -> list[str]:
@@ -51,49 +63,544 @@ def _group_options(root: Path, group: str) -> list[str]:
     return sorted(p.relative_to(base).with_suffix("").as_posix() for p in base.rglob("*.yaml"))
 
 
-def compose(project: str, overrides: list[str] | tuple[str, ...] = (), *, root: Path) -> Any:
-    """Return the validated, fully resolved config of ``project`` as a DictConfig."""
+# -- where a key was set -------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Locator:
+    """Names the override or config file that set a key, for messages."""
+
+    root: Path
+    project: str
+    overrides: list[str]
+    choices: dict[str, str]
+
+    def override(self, key: str) -> str | None:
+        key = re.sub(r"\[\d+\]", "", key)
+        for item in reversed(self.overrides):
+            name = item.lstrip("+~").split("=", 1)[0]
+            if name in _GROUPS or name.split("@")[0] in _GROUPS:
+                if key == name:  # a group option: the file it names is found by files()
+                    return item
+                continue
+            if key == name or key.startswith(name + ".") or name.startswith(key + "."):
+                return item
+        return None
+
+    def files(self, key: str) -> list[Path]:
+        """Config files that may set ``key``, most specific first."""
+        conf = self.root / "conf"
+        team, _ = parse_project(self.project)
+        out = [conf / "experiment" / f"{self.choices['experiment']}.yaml"] if self.choices.get("experiment") else []
+        out += [conf / "project" / f"{self.project}.yaml", conf / "team" / f"{team}.yaml"]
+        group = key.split(".", 1)[0]
+        if self.choices.get(group):
+            out.append(conf / group / f"{self.choices[group]}.yaml")
+        elif (conf / group).is_dir():
+            out += sorted((conf / group).rglob("*.yaml"))
+        return [*out, conf / "config.yaml"]
+
+    def __call__(self, key: str | None) -> str | None:
+        if not key:
+            return None
+        item = self.override(key)
+        if item is not None:
+            return f"override {item!r}"
+        for path in self.files(key):
+            if path.is_file() and _sets(path, key, self.root):
+                return path.relative_to(self.root).as_posix()
+        return None
+
+
+def _sets(path: Path, key: str, root: Path) -> bool:
+    """Whether the YAML file ``path`` sets ``key`` (honouring its Hydra package)."""
+    import yaml
+
+    text = path.read_text()
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError:
+        return False
+    group = path.parent.relative_to(root / "conf").as_posix()
+    if group != "." and not any("@package _global_" in line for line in text.splitlines()[:3]):
+        data = {group.replace("/", "."): data}
+    return _has(data, re.sub(r"\[(\d+)\]", r".\1", key).split("."))
+
+
+def _has(node: Any, parts: list[str]) -> bool:
+    """Whether ``parts`` is a path in ``node``; a key may itself hold dots (``optim.lr``)."""
+    if not parts:
+        return True
+    if isinstance(node, list):
+        return parts[0].isdigit() and int(parts[0]) < len(node) and _has(node[int(parts[0])], parts[1:])
+    if not isinstance(node, dict):
+        return False
+    return any(
+        ".".join(parts[:k]) in node and _has(node[".".join(parts[:k])], parts[k:]) for k in range(len(parts), 0, -1)
+    )
+
+
+# -- the schema's view of a key ------------------------------------------------------------------
+
+
+def _field(key: str, schema: type = ShipyardConfig) -> tuple[type | None, dataclasses.Field[Any] | None]:
+    """The dataclass holding ``key`` and its field, walking ``schema`` (list items count as
+    their list: ``deploy.targets[0]`` is ``deploy.targets``)."""
+    node: Any = schema
+    parts = re.sub(r"\[\d+\]", "", key).split(".")
+    for i, part in enumerate(parts):
+        if not (isinstance(node, type) and dataclasses.is_dataclass(node)):
+            return None, None
+        fields = {f.name: f for f in dataclasses.fields(node)}
+        if part not in fields:
+            return node, None
+        if i == len(parts) - 1:
+            return node, fields[part]
+        hint = typing.get_type_hints(node)[part]
+        node = _inner(hint)
+    return None, None
+
+
+def _inner(hint: Any) -> Any:
+    """``X | None`` as X; ``dict[str, X]`` as X (the next key is a dict key)."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    origin = typing.get_origin(hint)
+    if origin is dict:
+        return args[-1]
+    if origin in (typing.Union, types.UnionType) and len(args) == 1:
+        return _inner(args[0])
+    return hint
+
+
+def _allowed(owner: type | None, field: dataclasses.Field[Any] | None) -> list[str]:
+    if owner is None or field is None:
+        return []
+    hint = _inner(typing.get_type_hints(owner)[field.name])
+    if typing.get_origin(hint) is list:
+        hint = typing.get_args(hint)[0]
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return [m.name for m in hint]
+    return []
+
+
+def _type_name(owner: type | None, field: dataclasses.Field[Any] | None) -> str:
+    if owner is None or field is None:
+        return "the type its schema declares"
+    hint = typing.get_type_hints(owner)[field.name]
+    text = str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
+    return {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "a string"}.get(text, text)
+
+
+def _schema_error(exc: Exception, locate: _Locator, prefix: str = "", schema: type = ShipyardConfig) -> ConfigError:
+    """One message from an OmegaConf exception, read by its fields. ``prefix`` is where the
+    node checked against ``schema`` sits in the whole config (``model.`` for a model's schema)."""
+    from omegaconf.errors import (
+        ConfigAttributeError,
+        ConfigKeyError,
+        InterpolationResolutionError,
+        ValidationError,
+    )
+
+    inner = str(getattr(exc, "full_key", "") or "")
+    full = prefix + inner
+    value = getattr(exc, "value", None)
+    where = locate(full)
+    owner, field = _field(inner, schema)
+    if isinstance(exc, InterpolationResolutionError):
+        return ConfigError(
+            f"{full}: {str(getattr(exc, 'msg', None) or exc).splitlines()[0]}",
+            where=where,
+            key=full or None,
+            fix="an interpolation ${...} must name a key that exists in the composed config, e.g. ${optim.lr}",
+        )
+    if isinstance(exc, ConfigKeyError | ConfigAttributeError):
+        parent = getattr(exc, "object_type", None)
+        siblings = [f.name for f in dataclasses.fields(parent)] if dataclasses.is_dataclass(parent) else []
+        if not siblings and owner is not None and field is None:
+            siblings = [f.name for f in dataclasses.fields(owner)]
+        leaf = full.rsplit(".", 1)[-1]
+        return ConfigError(
+            f"unknown key {full}{did_you_mean(leaf, siblings)}",
+            where=where,
+            key=full,
+            fix=("valid keys here: " + ", ".join(siblings)) if siblings else "remove the key",
+        )
+    allowed = _allowed(owner, field)
+    if isinstance(exc, ValidationError) and allowed:
+        return ConfigError(
+            f"{full}: {str(value)!r} is not allowed{did_you_mean(str(value), allowed)}",
+            where=where,
+            key=full,
+            value=value,
+            fix=f"set {full} to one of: " + ", ".join(allowed),
+        )
+    msg = str(getattr(exc, "msg", None) or exc).split("\n")[0]
+    return ConfigError(
+        f"{full}: {msg}" if full else msg,
+        where=where,
+        key=full or None,
+        value=value,
+        fix=f"give {full} {_type_name(owner, field)}" if full else "check the config file named above",
+    )
+
+
+# -- compose -------------------------------------------------------------------------------------
+
+
+def _parse_overrides(overrides: Sequence[str]) -> list[str]:
+    """Hydra's parser over each override, so a bad one is named; open sections get ``++``."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    parser = OverridesParser.create()
+    out = []
+    for item in overrides:
+        try:
+            parsed = parser.parse_overrides([item])[0]
+        except OverrideParseException as exc:
+            raise ConfigError(
+                f"bad override syntax: {exc.message.splitlines()[0]}",
+                where=f"override {item!r}",
+                fix="write overrides as key=value, +key=value, ~key or group=option; quote lists and values "
+                "with spaces, e.g. 'model.hidden=[64,32]'",
+            ) from exc
+        if not parsed.key_or_group:
+            raise ConfigError(
+                "an override has no key",
+                where=f"override {item!r}",
+                fix="write key=value, e.g. trainer.max_epochs=3",
+            )
+        key = parsed.key_or_group
+        if not item.startswith(("~", "+")) and key.startswith(_OPEN):
+            item = "++" + item
+        out.append(item)
+    return out
+
+
+def _yaml_error(exc: Exception, root: Path) -> ConfigError:
+    """A YAML syntax error: the file (from the error's mark, else the first file under conf/ that
+    does not parse), the line and the problem."""
+    import yaml
+
+    mark = getattr(exc, "problem_mark", None)
+    named = Path(str(getattr(mark, "name", "")))
+    if mark is not None and named.is_file() and named.resolve().is_relative_to(root):
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        return ConfigError(
+            f"YAML syntax error: {problem}",
+            where=f"{named.resolve().relative_to(root).as_posix()} line {mark.line + 1}, column {mark.column + 1}",
+            fix="fix the YAML at that line (indentation, a missing ':' or an unclosed bracket)",
+        )
+    for path in sorted((root / "conf").rglob("*.yaml")):
+        try:
+            yaml.safe_load(path.read_text())
+        except yaml.YAMLError as bad:
+            mark = getattr(bad, "problem_mark", None)
+            at = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(bad, "problem", None) or str(bad).splitlines()[0]
+            return ConfigError(
+                f"YAML syntax error: {problem}",
+                where=f"{path.relative_to(root).as_posix()}{at}",
+                fix="fix the YAML at that line (indentation, a missing ':' or an unclosed bracket)",
+            )
+    return ConfigError(f"YAML syntax error: {exc}", fix="check the YAML files under conf/")
+
+
+def _missing_option(exc: Any, root: Path, overrides: list[str]) -> ConfigError:
+    path = str(exc.missing_cfg_file)
+    group, _, option = path.partition("/")
+    options = list(getattr(exc, "options", None) or []) or (_group_options(root, group) if group in _GROUPS else [])
+    if group not in _GROUPS or not option:
+        return ConfigError(f"config {path!r} not found", fix="check the defaults lists under conf/")
+    source = next((o for o in overrides if o.lstrip("+").startswith(f"{group}=")), None)
+    return ConfigError(
+        f"unknown option {option!r} for config group {group!r}{did_you_mean(option, options)}",
+        where=f"override {source!r}" if source else "a defaults list under conf/",
+        key=group,
+        value=option,
+        fix=f"use {group}=<option> with one of: " + ", ".join(options),
+    )
+
+
+def compose(project: str, overrides: Sequence[str] = (), *, root: Path) -> ShipyardConfig:
+    """The validated, typed config of ``project``."""
+    import yaml
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException
+    from hydra.errors import HydraException, MissingConfigException
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    root = root.resolve()
     team, name = parse_project(project)
-    if project not in list_projects(root):
+    projects = list_projects(root)
+    if project not in projects:
         raise ConfigError(
-            f"unknown project {project!r}{did_you_mean(project, list_projects(root))}",
+            f"unknown project {project!r}{did_you_mean(project, projects)}",
             value=project,
-            fix=f"create conf/project/{team}/{name}.yaml or pick one of: " + ", ".join(list_projects(root)),
+            fix=f"create conf/project/{team}/{name}.yaml or pick one of: " + ", ".join(projects),
         )
-    layers = []
-    if (root / "conf" / "team" / f"{team}.yaml").is_file():
-        layers.append(f"team={team}")
+    given = list(overrides)
+    hydra_overrides = _parse_overrides(given)
+    layers = [f"team={team}"] if (root / "conf" / "team" / f"{team}.yaml").is_file() else []
     layers += [f"project={team}/{name}", f"++project.team={team}", f"++project.name={name}"]
+    locate = _Locator(root, project, given, {})
     register_schemas()
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(root / "conf"), version_base=None):
-            cfg = hydra_compose("config", overrides=[*layers, *overrides])
-        OmegaConf.resolve(cfg)
-        missing = sorted(OmegaConf.missing_keys(cfg))
-    except (HydraException, OmegaConfBaseException) as exc:
-        raise _translate(exc, root, project, list(overrides)) from exc
+            cfg = hydra_compose("config", overrides=[*layers, *hydra_overrides], return_hydra_config=True)
+        locate.choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if v and not k.startswith("hydra")}
+        with _open(cfg):
+            del cfg["hydra"]
+        data = OmegaConf.to_container(cfg, resolve=True)
+    except MissingConfigException as exc:
+        raise _missing_option(exc, root, given) from exc
+    except (HydraException, OmegaConfBaseException, ValueError, AssertionError, yaml.YAMLError) as exc:
+        error = _compose_error(exc, root, locate)
+        if error.where is None:
+            error.where = _blame(project, layers, hydra_overrides, given, root)
+        if isinstance(exc, AssertionError) and error.where and error.where.startswith("override "):
+            # Hydra cannot add a key under a section that is null in this config (search).
+            key = error.where.removeprefix("override ").strip("'").lstrip("+~").split("=", 1)[0]
+            error.message = f"cannot set {key}: the section {key.split('.')[0]!r} is empty (null) here"
+            error.key = key
+            error.fix = f"choose the section first ({key.split('.')[0]}=<option>), then set its keys"
+        raise error from exc
     finally:
         GlobalHydra.instance().clear()
-    if missing:
-        raise ConfigError(
-            f"required value {missing[0]} is not set",
-            where=f"conf/project/{team}/{name}.yaml",
-            key=missing[0],
-            fix=f"set {missing[0]} in the project file or pass {missing[0]}=VALUE",
-        )
-    _validate(cfg, root, project)
+    return validate(data, root, locate)
+
+
+def _blame(project: str, layers: list[str], overrides: list[str], given: list[str], root: Path) -> str | None:
+    """The first override that makes Hydra fail, found by composing with one more at a time
+    (only on the error path, for errors that carry no key)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    for i in range(len(overrides) + 1):
+        GlobalHydra.instance().clear()
+        try:
+            with initialize_config_dir(config_dir=str(root / "conf"), version_base=None):
+                hydra_compose("config", overrides=[*layers, *overrides[:i]])
+        except Exception:  # noqa: BLE001 - any failure here is the one being located
+            return f"override {given[i - 1]!r}" if i else f"conf/project/{project}.yaml"
+        finally:
+            GlobalHydra.instance().clear()
+    return None
+
+
+def _open(cfg: Any) -> Any:
+    from omegaconf import open_dict
+
+    return open_dict(cfg)
+
+
+def _compose_error(exc: BaseException, root: Path, locate: _Locator) -> ConfigError:
+    import yaml
+    from omegaconf.errors import OmegaConfBaseException
+
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, yaml.YAMLError):
+            return _yaml_error(cause, root)
+        if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None):
+            return _schema_error(cause, locate)
+        cause = cause.__cause__ or cause.__context__
+    message = str(exc).split("\n")[0] or type(exc).__name__
+    return ConfigError(
+        f"the config cannot be composed: {message}",
+        fix="check that override against the config: a section that is null (search) must be chosen first "
+        "(search=<name>), and + adds only keys the schema declares",
+    )
+
+
+def validate(data: Any, root: Path, locate: _Locator | None = None) -> ShipyardConfig:
+    """``data`` (a composed or compiled config as plain containers) as a typed, checked config."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+    from shipyard.core import rules
+
+    locate = locate or _Locator(root, f"{data['project']['team']}/{data['project']['name']}", [], {})
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(ShipyardConfig), data)
+        missing = sorted(OmegaConf.missing_keys(merged))
+        if missing:
+            raise ConfigError(
+                f"required value {missing[0]} is not set",
+                where=locate(missing[0]) or f"conf/project/{locate.project}.yaml",
+                key=missing[0],
+                fix=f"set {missing[0]} in the project file or pass {missing[0]}=VALUE",
+            )
+        cfg: ShipyardConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    except OmegaConfBaseException as exc:
+        raise _schema_error(exc, locate) from exc
+    try:
+        cfg.model = _model(cfg.model, locate)
+        if cfg.search is not None:
+            cfg.search.space = _space(cfg.search.space, locate)
+        rules.check(cfg, root, _value_checker(cfg, root, locate))
+    except ConfigError as exc:
+        exc.where = exc.where or locate(exc.key)
+        raise
     return cfg
 
 
-def config_files(project: str, root: Path, overrides: list[str] | tuple[str, ...] = ()) -> list[str]:
+def _model(section: Any, locate: _Locator) -> ModelConf:
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+    from shipyard.core.registry import component_schema
+    from shipyard.core.rules import check_bounds
+
+    if isinstance(section, ModelConf):
+        return section
+    if not isinstance(section, dict) or "_target_" not in section:
+        raise ConfigError(
+            "the model section has no _target_",
+            key="model._target_",
+            fix="choose a model with model=mlp or model=cnn, or set model._target_ to a registered component",
+        )
+    target = str(section["_target_"])
+    schema = component_schema(target, key="model._target_")
+    params = {k: v for k, v in section.items() if k != "_target_"}
+    try:
+        typed = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), params))
+    except OmegaConfBaseException as exc:
+        raise _schema_error(exc, locate, prefix="model.", schema=schema) from exc
+    check_bounds(typed, "model.")
+    return ModelConf(target=target, params=typed)
+
+
+def _space(space: dict[str, Any], locate: _Locator) -> dict[str, ParamConf]:
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+    from shipyard.core.rules import flatten_space
+
+    out: dict[str, ParamConf] = {}
+    for key, entry in flatten_space(space).items():
+        full = f"search.space.{key}"
+        if isinstance(entry, ParamConf):
+            out[key] = entry
+            continue
+        if not isinstance(entry, dict):
+            raise ConfigError(
+                f"{full} must be a mapping such as {{type: float, low: 0.001, high: 0.1}}", key=full, value=entry
+            )
+        try:
+            out[key] = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ParamConf), entry))  # type: ignore[assignment]
+        except OmegaConfBaseException as exc:
+            raise _schema_error(exc, locate, prefix=f"{full}.", schema=ParamConf) from exc
+    return out
+
+
+_ANY = object()  # value_check's "only check that the key exists"
+
+
+def _value_checker(cfg: ShipyardConfig, root: Path, locate: _Locator) -> Any:
+    """``check(report_key, key, value)``: does config ``key`` exist, and would ``value`` there
+    pass the schema (types, allowed values, bounds)? The search checks its space with it."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+    from shipyard.core.registry import component_schema
+    from shipyard.core.rules import check_bounds
+
+    def owners_of(key: str) -> tuple[str, str, list[type]]:
+        head, _, leaf = key.rpartition(".")
+        if key.startswith("model."):
+            found = [type(cfg.model.params)]
+            space = cfg.search.space if cfg.search else {}
+            if "model" in space and space["model"].choices:
+                import yaml
+
+                for option in space["model"].choices:
+                    path = root / "conf" / "model" / f"{option}.yaml"
+                    data = yaml.safe_load(path.read_text()) if path.is_file() else None
+                    if isinstance(data, dict) and data.get("_target_"):
+                        found.append(component_schema(str(data["_target_"])))
+            return "model", key.removeprefix("model."), found
+        owner, _ = _field(key)
+        return head, leaf, [owner] if owner is not None else []
+
+    def check(report: str, key: str, value: Any = _ANY) -> None:
+        if key in ("model", "trainer"):
+            return options(report, key, value)
+        head, leaf, owners = owners_of(key)
+        candidates = [o for o in owners if leaf in {f.name for f in dataclasses.fields(o)}]
+        if not candidates:
+            names = sorted({f.name for o in owners for f in dataclasses.fields(o)})
+            raise ConfigError(
+                f"{report}: the config has no key {key}{did_you_mean(leaf, names)}",
+                key=report,
+                value=key,
+                fix=("valid keys here: " + ", ".join(names)) if names else "search keys that exist in the config",
+            )
+        if value is _ANY:
+            return
+        last: ConfigError | None = None
+        for owner in candidates:
+            try:
+                node = OmegaConf.merge(OmegaConf.structured(owner), {leaf: value})
+                check_bounds(OmegaConf.to_object(node), f"{head}.")
+                return
+            except OmegaConfBaseException as exc:
+                last = _schema_error(exc, locate, prefix=f"{head}.", schema=owner)
+            except ConfigError as exc:
+                last = exc
+        if last is not None:
+            raise ConfigError(f"{report}: {last.message}", key=report, value=value, fix=last.fix)
+
+    def options(report: str, group: str, chosen: list[str]) -> None:
+        """Each chosen option of a config group must fit the project (a model's own check)."""
+        import yaml
+        from shipyard.core.rules import _component
+
+        if group != "model":
+            return
+        for option in chosen:
+            data = yaml.safe_load((root / "conf" / "model" / f"{option}.yaml").read_text()) or {}
+            params = OmegaConf.to_object(OmegaConf.structured(component_schema(str(data.get("_target_")))))
+            try:
+                _component(params, cfg)
+            except ConfigError as exc:
+                raise ConfigError(
+                    f"{report}: option {option!r}: {exc.message}", key=report, value=option, fix=exc.fix
+                ) from exc
+
+    return check
+
+
+def load(data: dict[str, Any], root: Path) -> ShipyardConfig:
+    """A compiled config (``params.yaml``) read back through the same validation."""
+    return validate(data, root)
+
+
+# -- back to plain data --------------------------------------------------------------------------
+
+
+def dump(cfg: Any) -> Any:
+    """Plain containers of a typed config (Enums as their names, the model flattened), in field
+    order: what ``params.yaml`` and ``shipyard config`` show."""
+    if isinstance(cfg, ModelConf):
+        return dump(cfg.as_dict())
+    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
+        return {f.name: dump(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+    if isinstance(cfg, enum.Enum):
+        return cfg.name
+    if isinstance(cfg, dict):
+        return {str(k): dump(v) for k, v in cfg.items()}
+    if isinstance(cfg, list | tuple):
+        return [dump(v) for v in cfg]
+    return cfg
+
+
+def to_dict(cfg: ShipyardConfig) -> dict[str, Any]:
+    out: dict[str, Any] = dump(cfg)
+    return out
+
+
+def config_files(project: str, root: Path, overrides: Sequence[str] = ()) -> list[str]:
     """The YAML files under ``conf/`` that a project's composed config reads (repo-relative)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
@@ -106,7 +613,9 @@ def config_files(project: str, root: Path, overrides: list[str] | tuple[str, ...
     try:
         with initialize_config_dir(config_dir=str(root / "conf"), version_base=None):
             cfg = hydra_compose(
-                "config", overrides=[*layers, f"project={team}/{name}", *overrides], return_hydra_config=True
+                "config",
+                overrides=[*layers, f"project={team}/{name}", *_parse_overrides(list(overrides))],
+                return_hydra_config=True,
             )
         choices = dict(cfg.hydra.runtime.choices)
     finally:
@@ -119,180 +628,3 @@ def config_files(project: str, root: Path, overrides: list[str] | tuple[str, ...
         if path.is_file():
             files.append(path.relative_to(root).as_posix())
     return files
-
-
-def to_dict(cfg: Any) -> dict[str, Any]:
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-
-
-def _validate(cfg: Any, root: Path, project: str) -> None:
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-    from shipyard.core.registry import component_schema
-
-    where = f"conf/project/{project}.yaml"
-    if cfg.project.task not in TASKS:
-        raise ConfigError(
-            f"unknown task {cfg.project.task!r}{did_you_mean(cfg.project.task, TASKS)}",
-            where=where,
-            key="project.task",
-            value=cfg.project.task,
-            fix="set project.task to one of: " + ", ".join(TASKS),
-        )
-    model = cfg.model
-    if not OmegaConf.is_dict(model) or "_target_" not in model:
-        raise ConfigError(
-            "the model section has no _target_",
-            key="model._target_",
-            fix="choose a model with model=mlp or model=cnn, or set model._target_",
-        )
-    schema = component_schema(str(model._target_), key="model._target_")
-    # A dict config converts to a dict (is_dict was checked above); the cast tells mypy so.
-    params = {k: v for k, v in cast(dict[str, Any], OmegaConf.to_container(model)).items() if k != "_target_"}
-    try:
-        OmegaConf.merge(OmegaConf.structured(schema), params)
-    except OmegaConfBaseException as exc:
-        fields = [f.name for f in dataclasses.fields(schema)]
-        leaf = str(getattr(exc, "key", "") or "")
-        raise ConfigError(
-            f"model parameter {leaf!r} is not valid for {model._target_}"
-            f"{did_you_mean(leaf, fields)}: {getattr(exc, 'msg', exc)}",
-            where=_file_of(root, "model", leaf, project),
-            key=f"model.{leaf}",
-            value=params.get(leaf),
-            fix=f"{model._target_} takes: " + ", ".join(fields),
-        ) from exc
-    split = cfg.split
-    total = split.train + split.val + split.test
-    if abs(total - 1.0) > 1e-6:
-        raise ConfigError(
-            f"split fractions add up to {total:g}, not 1",
-            key="split",
-            value={"train": split.train, "val": split.val, "test": split.test},
-            fix="make split.train + split.val + split.test equal 1",
-        )
-    import warnings
-
-    for message in split_warnings(split):
-        warnings.warn(message, UserWarning, stacklevel=3)
-
-
-def _file_of(root: Path, group: str, leaf: str, project: str) -> str:
-    """The first config file that sets ``leaf`` under ``group`` (best effort, for messages)."""
-    candidates = [root / "conf" / "project" / f"{project}.yaml", *(root / "conf" / group).rglob("*.yaml")]
-    for path in candidates:
-        if path.is_file() and re.search(rf"^\s*{re.escape(leaf)}\s*:", path.read_text(), re.M):
-            return path.relative_to(root).as_posix()
-    return f"conf/{group}/"
-
-
-def _schema_keys(full_key: str) -> list[str]:
-    """Valid sibling keys of ``full_key`` according to the schema."""
-    node: Any = ShipyardConfig
-    for part in full_key.split(".")[:-1]:
-        fields = {f.name: f for f in dataclasses.fields(node)} if dataclasses.is_dataclass(node) else {}
-        if part not in fields:
-            return []
-        default = fields[part].default_factory
-        if default is dataclasses.MISSING:
-            return []
-        node = type(default())
-    return [f.name for f in dataclasses.fields(node)] if dataclasses.is_dataclass(node) else []
-
-
-def _model_fields(root: Path, project: str, overrides: list[str]) -> list[str]:
-    """The parameters the chosen model takes, composing again without the bad override."""
-    from shipyard.core.registry import component_schema
-
-    try:
-        cfg = compose(project, overrides, root=root)
-        return [f.name for f in dataclasses.fields(component_schema(str(cfg.model._target_)))]
-    except ConfigError:
-        return []
-
-
-def _override_for(key: str, overrides: list[str]) -> str | None:
-    for item in overrides:
-        if item.lstrip("+~").split("=", 1)[0] == key:
-            return item
-    return None
-
-
-def _translate(exc: Exception, root: Path, project: str, overrides: list[str]) -> ConfigError:
-    from hydra.errors import OverrideParseException
-    from omegaconf.errors import OmegaConfBaseException
-
-    cause: BaseException = exc
-    while not isinstance(cause, OmegaConfBaseException):
-        inner = cause.__cause__ or cause.__context__
-        if inner is None:
-            break
-        cause = inner
-    text = str(exc)
-    if isinstance(exc, OverrideParseException):
-        bad = next((o for o in overrides if o in text or "=" not in o), None)
-        return ConfigError(
-            f"bad override syntax: {text.splitlines()[0]}",
-            where=f"override {bad!r}" if bad else "overrides",
-            fix="write overrides as key=value, +key=value, ~key or group=option; "
-            "quote lists and values with spaces, e.g. 'model.hidden=[64,32]'",
-        )
-    for pattern in (_NOT_FOUND, _BAD_OPTION):
-        found = pattern.search(text)
-        if found:
-            return _missing_option(found.group(1), root, overrides)
-    full_key = getattr(cause, "full_key", None) or (m.group(1) if (m := _FULL_KEY.search(text)) else None)
-    in_file = _IN_FILE.search(text)
-    where = _override_for(full_key, overrides) if full_key else None
-    where = (
-        f"override {where!r}"
-        if where
-        else (f"conf/{in_file.group(1)}.yaml" if in_file else f"conf/project/{project}.yaml")
-    )
-    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
-
-    msg = getattr(cause, "msg", None) or text.splitlines()[0]
-    unknown = isinstance(cause, (ConfigKeyError, ConfigAttributeError)) or "Could not override" in text
-    if full_key and unknown:
-        leaf = full_key.split(".")[-1]
-        siblings = _schema_keys(full_key)
-        if not siblings and full_key.startswith("model."):
-            siblings = _model_fields(root, project, [o for o in overrides if o != _override_for(full_key, overrides)])
-        return ConfigError(
-            f"unknown key {full_key}{did_you_mean(leaf, siblings)}",
-            where=where,
-            key=full_key,
-            fix=("valid keys here: " + ", ".join(siblings)) if siblings else "remove the key",
-        )
-    value = getattr(cause, "value", None) if hasattr(cause, "value") else None
-    return ConfigError(
-        msg.split("\n")[0],
-        where=where,
-        key=full_key,
-        value=value,
-        fix="give the key a value of the type its schema declares (see shipyard.core.schema)"
-        if full_key
-        else "check the config file named above",
-    )
-
-
-def _missing_option(path: str, root: Path, overrides: list[str]) -> ConfigError:
-    group, _, option = path.partition("/")
-    if group not in _GROUPS or not option:
-        return ConfigError(f"config {path!r} not found", fix="check the defaults lists under conf/")
-    options = _group_options(root, group)
-    if group == "project":
-        label, fix = f"unknown project {option!r}", "pick one of: " + ", ".join(options)
-    else:
-        label = f"unknown option {option!r} for config group {group!r}"
-        fix = f"use {group}=<option> with one of: " + ", ".join(options)
-    source = next((o for o in overrides if o.lstrip("+").startswith(f"{group}=")), None)
-    return ConfigError(
-        label + did_you_mean(option, options),
-        where=f"override {source!r}" if source else "a defaults list under conf/",
-        key=group,
-        value=option,
-        fix=fix,
-    )

@@ -8,26 +8,22 @@ validation: run ``split.fold=0..k-1`` to cross-validate).
 
 from __future__ import annotations
 
-import warnings
 from typing import TYPE_CHECKING, Any
 
-from shipyard.core.compose import split_warnings
-from shipyard.core.errors import ConfigError, DataError, did_you_mean
+from shipyard.core.errors import DataError
+from shipyard.core.schema import SplitConf, SplitKind
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["SPLIT_KINDS", "check_split_hygiene", "split_frame"]
-
-SPLIT_KINDS = ("random", "stratified", "group", "time", "kfold")
+__all__ = ["check_split_hygiene", "split_frame"]
 
 
-def _sizes(n: int, split: dict[str, Any]) -> tuple[int, int, int]:
-    n_test, n_val = round(n * split["test"]), round(n * split["val"])
+def _sizes(n: int, split: SplitConf) -> tuple[int, int, int]:
+    n_test, n_val = round(n * split.test), round(n * float(split.val or 0))
     if min(n_test, n_val, n - n_test - n_val) < 1:
         raise DataError(
-            f"{n} rows give an empty split with fractions "
-            f"train={split['train']}, val={split['val']}, test={split['test']}",
+            f"{n} rows give an empty split with fractions train={split.train}, val={split.val}, test={split.test}",
             key="split",
             fix="use more data or larger validation/test fractions",
         )
@@ -46,7 +42,7 @@ def _random(frame: pd.DataFrame, n_val: int, n_test: int, seed: int, stratify: s
     return train, val, test
 
 
-def _group(frame: pd.DataFrame, column: str, split: dict[str, Any], seed: int) -> tuple[Any, Any, Any]:
+def _group(frame: pd.DataFrame, column: str, split: SplitConf, seed: int) -> tuple[Any, Any, Any]:
     """Whole groups go to one split; group fractions follow the row fractions."""
     import numpy as np
 
@@ -73,18 +69,12 @@ def _time(frame: pd.DataFrame, column: str, n_train: int, n_val: int) -> tuple[A
     return ordered.iloc[:n_train], ordered.iloc[n_train : n_train + n_val], ordered.iloc[n_train + n_val :]
 
 
-def _kfold(frame: pd.DataFrame, split: dict[str, Any], target: str, task: str, seed: int) -> tuple[Any, Any, Any]:
+def _kfold(frame: pd.DataFrame, split: SplitConf, target: str, task: str, seed: int) -> tuple[Any, Any, Any]:
     from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
-    folds, fold = int(split.get("folds", 5)), int(split.get("fold", 0))
-    if folds < 2 or not 0 <= fold < folds:
-        raise ConfigError(
-            f"kfold needs folds >= 2 and 0 <= fold < folds (got folds={folds}, fold={fold})",
-            key="split.fold",
-            fix="e.g. split.folds=5 split.fold=0",
-        )
+    folds, fold = split.folds, split.fold
     stratify = frame[target] if task != "regression" else None
-    rest, test = train_test_split(frame, test_size=split["test"], random_state=seed, stratify=stratify)
+    rest, test = train_test_split(frame, test_size=split.test, random_state=seed, stratify=stratify)
     splitter = (
         StratifiedKFold(folds, shuffle=True, random_state=seed)
         if task != "regression"
@@ -113,45 +103,22 @@ def check_split_hygiene(parts: dict[str, pd.DataFrame], key: str, group: str | N
 
 
 def split_frame(
-    frame: pd.DataFrame, split: dict[str, Any], data: dict[str, Any], task: str, seed: int
+    frame: pd.DataFrame, split: SplitConf, target: str, task: str, seed: int
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Split ``frame`` into train, validation and test frames plus a manifest."""
-    kind = split["kind"]
-    if kind not in SPLIT_KINDS:
-        raise ConfigError(
-            f"unknown split kind {kind!r}{did_you_mean(kind, SPLIT_KINDS)}",
-            key="split.kind",
-            value=kind,
-            fix="use one of: " + ", ".join(SPLIT_KINDS),
-        )
-    if kind == "stratified" and task == "regression":
-        raise ConfigError(
-            "a stratified split needs class labels, but the task is regression",
-            key="split.kind",
-            value=kind,
-            fix="use split=random for regression",
-        )
-    for needed in ("group", "time"):
-        if kind == needed and not split.get(f"{needed}_column"):
-            raise ConfigError(
-                f"split kind {needed!r} needs split.{needed}_column",
-                key=f"split.{needed}_column",
-                fix="name the column",
-            )
-    target = data["target"]
+    kind = split.kind
     key = str(frame.columns[0])
-    for message in split_warnings(split):
-        warnings.warn(message, UserWarning, stacklevel=2)
-    n_train, n_val, n_test = _sizes(len(frame), split)
     try:
-        if kind in ("random", "stratified"):
-            parts = _random(frame, n_val, n_test, seed, target if kind == "stratified" else None)
-        elif kind == "group":
-            parts = _group(frame, split["group_column"], split, seed)
-        elif kind == "time":
-            parts = _time(frame, split["time_column"], n_train, n_val)
-        else:
+        if kind == SplitKind.kfold:
             parts = _kfold(frame, split, target, task, seed)
+        elif kind == SplitKind.group:
+            parts = _group(frame, str(split.group_column), split, seed)
+        else:
+            n_train, n_val, n_test = _sizes(len(frame), split)
+            if kind == SplitKind.time:
+                parts = _time(frame, str(split.time_column), n_train, n_val)
+            else:
+                parts = _random(frame, n_val, n_test, seed, target if kind == SplitKind.stratified else None)
     except ValueError as exc:
         raise DataError(
             f"cannot split the data: {exc}",
@@ -166,18 +133,18 @@ def split_frame(
         raise DataError(
             f"the {empty[0]} split is empty", key="split", fix="use more data, more groups or larger fractions"
         )
-    group = split.get("group_column") if kind == "group" else None
+    group = split.group_column if kind == SplitKind.group else None
     check_split_hygiene(named, key, group)
     manifest = {
-        "kind": kind,
+        "kind": str(kind),
         "seed": seed,
         "key": key,
         "group_column": group,
-        "time_column": split.get("time_column") if kind == "time" else None,
+        "time_column": split.time_column if kind == SplitKind.time else None,
         "counts": {name: len(p) for name, p in named.items()},
         "keys": {name: p[key].tolist() for name, p in named.items()},
     }
-    if kind == "time":
-        column = split["time_column"]
+    if kind == SplitKind.time:
+        column = str(split.time_column)
         manifest["time_ranges"] = {n: [str(p[column].min()), str(p[column].max())] for n, p in named.items()}
     return named["train"], named["val"], named["test"], manifest

@@ -30,18 +30,18 @@ def _compose(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from omegaconf import OmegaConf
+    import yaml
 
-    _, cfg, config = _compose(args)
-    print(json.dumps(config, indent=2) if args.json else OmegaConf.to_yaml(cfg), end="" if not args.json else "\n")
+    _, _, config = _compose(args)
+    print(json.dumps(config, indent=2) if args.json else yaml.safe_dump(config, sort_keys=False), end="")
     return 0
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
     from shipyard.engine.compiler import compile_project
 
-    paths, _, config = _compose(args)
-    changed = compile_project(config, paths)
+    paths, cfg, _ = _compose(args)
+    changed = compile_project(cfg, paths)
     print(f"{'wrote' if changed else 'unchanged'}: {paths.rel(paths.dvc_yaml)}, {paths.rel(paths.params_yaml)}")
     return 0
 
@@ -50,9 +50,9 @@ def _say(line: str) -> None:
     print(line, file=sys.stderr)
 
 
-def _check_accelerator(config: dict[str, Any]) -> None:
+def _check_accelerator(cfg: Any) -> None:
     """A GPU trainer on a machine without CUDA fails now, naming the key, not after data prep."""
-    if config["trainer"]["accelerator"] not in ("gpu", "cuda"):
+    if cfg.trainer.accelerator not in ("gpu", "cuda"):
         return
     import torch
     from shipyard.core.errors import ConfigError
@@ -61,7 +61,7 @@ def _check_accelerator(config: dict[str, Any]) -> None:
         raise ConfigError(
             "trainer.accelerator is gpu but this machine has no CUDA GPU",
             key="trainer.accelerator",
-            value=config["trainer"]["accelerator"],
+            value=str(cfg.trainer.accelerator),
             fix="use trainer=cpu (or trainer=ddp for several CPU processes) here",
         )
 
@@ -86,13 +86,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from shipyard.engine.repro import ensure_raw_data
     from shipyard.registry._registry import project_lock
 
-    paths, _, config = _compose(args)
-    _check_accelerator(config)
+    paths, cfg, config = _compose(args)
+    _check_accelerator(cfg)
     with project_lock(paths, wait=args.wait, say=_say):
-        note = ensure_raw_data(config, paths)
+        note = ensure_raw_data(cfg, paths)
         if note:
             _say(f"data: {note}")
-        compile_project(config, paths)
+        compile_project(cfg, paths)
         previous = read_stamp(paths)
         fast = (
             not args.force
@@ -108,7 +108,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             return 0 if previous["gate"].get("passed") else 3
         from shipyard.engine.repro import reproduce
 
-        result = reproduce(paths, config, force=args.force, in_process=not args.subprocess)
+        result = reproduce(paths, cfg, force=args.force, in_process=not args.subprocess)
         if result.skipped:
             _say(f"up to date: {', '.join(result.skipped)}")
         _print_metrics(paths)
@@ -173,13 +173,13 @@ def cmd_search(args: argparse.Namespace) -> int:
     from shipyard.engine.repro import ensure_raw_data, reproduce
     from shipyard.search import run_search
 
-    paths, _, config = _compose(args)
-    note = ensure_raw_data(config, paths)
+    paths, cfg, _ = _compose(args)
+    note = ensure_raw_data(cfg, paths)
     if note:
         _say(f"data: {note}")
-    compile_project(config, paths)
+    compile_project(cfg, paths)
     # A search reads the split and the fitted preprocessing: bring those stages up to date first.
-    reproduce(paths, config, target="fit_preprocessing")
+    reproduce(paths, cfg, target="fit_preprocessing")
     run_search(
         args.project,
         args.overrides,
@@ -443,7 +443,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+    """Shipyard's own warnings as one line each (Python's default adds the source line)."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     # Overrides may come before or after options (`train P --force a=1 b=2`): argparse stops
     # the positional list at the first option, so collect the rest here.

@@ -14,7 +14,9 @@ from typing import Any
 
 import yaml
 from shipyard.core.atomic import write_text
+from shipyard.core.compose import to_dict
 from shipyard.core.paths import ProjectPaths
+from shipyard.core.schema import ShipyardConfig, SourceConf, SourceKind
 from shipyard.engine.pipeline import DATASETS, NODES, param_keys
 
 __all__ = ["compile_project", "package_source"]
@@ -56,26 +58,26 @@ def _model_source(target: str, root: Path) -> list[str]:
         return [folder.as_posix()]
 
 
-def _source_deps(source: dict[str, Any]) -> list[str]:
+def _source_deps(source: SourceConf) -> list[str]:
     """Files behind a data source, hashed by DVC: a change of one byte reruns ingest."""
-    if source.get("path"):
-        return [Path(source["path"]).as_posix()]
-    if source.get("kind") == "sql":
+    if source.path:
+        return [Path(source.path).as_posix()]
+    if source.kind == SourceKind.sql:
         from shipyard.data.sql import sqlite_file
 
-        file = sqlite_file(source)
+        file = sqlite_file({"url": source.url})
         return [file] if file else []
     return []
 
 
-def _stage(spec: Any, config: dict[str, Any], paths: ProjectPaths) -> dict[str, Any]:
+def _stage(spec: Any, config: ShipyardConfig, paths: ProjectPaths) -> dict[str, Any]:
     root = paths.root
     deps = [paths.rel(DATASETS[name].path(paths)) for name in spec.inputs if name in DATASETS]
     if spec.name == "ingest":
-        deps += _source_deps(config["data"]["source"])
+        deps += _source_deps(config.data.source)
     deps += [package_source(layer, root) for layer in ("core", *spec.packages)]
     if "train" in spec.packages:
-        deps += _model_source(config["model"]["_target_"], root)
+        deps += _model_source(config.model.target, root)
     stage: dict[str, Any] = {
         "cmd": f"python -m shipyard.engine.stage {paths.project} {spec.name}",
         "wdir": os.path.relpath(root, paths.pipeline_dir),
@@ -84,11 +86,7 @@ def _stage(spec: Any, config: dict[str, Any], paths: ProjectPaths) -> dict[str, 
     keys = param_keys(spec)
     if keys:
         stage["params"] = [{paths.rel(paths.params_yaml): keys}]
-    if (
-        spec.name == "ingest"
-        and config["data"]["source"].get("kind") == "sql"
-        and not _source_deps(config["data"]["source"])
-    ):
+    if spec.name == "ingest" and config.data.source.kind == SourceKind.sql and not _source_deps(config.data.source):
         # A database server has no file to hash: read it every time. Stages downstream rerun
         # only when the ingested data's content hash changes.
         stage["always_changed"] = True
@@ -106,16 +104,16 @@ def _stage(spec: Any, config: dict[str, Any], paths: ProjectPaths) -> dict[str, 
     return stage
 
 
-def render(config: dict[str, Any], paths: ProjectPaths) -> tuple[str, str]:
+def render(config: ShipyardConfig, paths: ProjectPaths) -> tuple[str, str]:
     """The text of ``dvc.yaml`` and ``params.yaml`` for ``config``."""
     header = HEADER.format(project=paths.project)
     stages = {spec.name: _stage(spec, config, paths) for spec in NODES}
     dvc_yaml = header + yaml.safe_dump({"stages": stages}, sort_keys=False, width=100)
-    params = header + yaml.safe_dump(config, sort_keys=False, width=100)
+    params = header + yaml.safe_dump(to_dict(config), sort_keys=False, width=100)
     return dvc_yaml, params
 
 
-def compile_project(config: dict[str, Any], paths: ProjectPaths) -> bool:
+def compile_project(config: ShipyardConfig, paths: ProjectPaths) -> bool:
     """Write the project's ``dvc.yaml`` and ``params.yaml``; True when either changed."""
     changed = False
     for target, text in zip((paths.dvc_yaml, paths.params_yaml), render(config, paths), strict=True):

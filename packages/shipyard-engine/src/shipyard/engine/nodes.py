@@ -1,30 +1,45 @@
 """Pure node functions: the glue between Kedro's named inputs and the layer packages.
 
 Each wrapper only reshapes arguments; the work happens in ``shipyard.data`` and
-``shipyard.train``. ``runtime`` carries the repository root and work folders (not params:
-they do not change results).
+``shipyard.train``. Params arrive as the typed sections of :class:`ShipyardConfig`; ``runtime``
+carries the repository root and work folders (not params: they do not change results).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
+
+from shipyard.core.compose import dump
+from shipyard.core.schema import (
+    ChecksConf,
+    DataConf,
+    EvaluateConf,
+    GateConf,
+    ModelConf,
+    OptimConf,
+    PreprocessConf,
+    ProjectConf,
+    SplitConf,
+    TrainerConf,
+)
 
 
 def _aux(group: str | None, time: str | None) -> list[str]:
     return [c for c in (group, time) if c]
 
 
-def ingest(data: dict[str, Any], group: str | None, time: str | None, runtime: dict[str, Any]) -> Any:
+def ingest(data: DataConf, group: str | None, time: str | None, runtime: dict[str, Any]) -> Any:
     from shipyard.data.sources import ingest as _ingest
 
-    return _ingest(data, Path(runtime["root"]), _aux(group, time))
+    return _ingest(dump(data), Path(runtime["root"]), _aux(group, time))
 
 
 def check(
     frame: Any,
-    checks: dict[str, Any],
+    checks: ChecksConf,
     target: str,
     task: str,
     group: str | None,
@@ -36,7 +51,7 @@ def check(
     from shipyard.core.errors import DataError
     from shipyard.data.checks import format_summary, run_checks
 
-    if not checks.get("enabled", True):
+    if not checks.enabled:
         report = {
             "passed": True,
             "skipped": True,
@@ -46,7 +61,7 @@ def check(
             "warnings": [],
         }
     else:
-        report = run_checks(frame, checks, target, task, _aux(group, time))
+        report = run_checks(frame, dump(checks), target, str(task), _aux(group, time))
     summary = format_summary(report, runtime["project"])
     if report["warnings"] or not report["passed"]:
         print(summary, end="", file=sys.stderr)
@@ -64,47 +79,56 @@ def check(
 
 
 def split(
-    frame: Any, report: dict[str, Any], split: dict[str, Any], target: str, task: str, seed: int
+    frame: Any, report: dict[str, Any], split: SplitConf, target: str, task: str, seed: int
 ) -> tuple[Any, Any, Any, dict[str, Any]]:
     from shipyard.data.split import split_frame
 
-    return split_frame(frame, split, {"target": target}, task, seed)
+    return split_frame(frame, split, target, str(task), seed)
 
 
 def fit_preprocessing(
     train: Any,
     target: str,
     shape: list[int] | None,
-    preprocess: dict[str, Any],
+    preprocess: PreprocessConf,
     task: str,
     group: str | None,
     time: str | None,
 ) -> dict[str, Any]:
     from shipyard.data.preprocess import fit_preprocessor
 
-    return fit_preprocessor(train, {"target": target, "shape": shape}, preprocess, task, _aux(group, time))
+    return fit_preprocessor(train, {"target": target, "shape": shape}, dump(preprocess), str(task), _aux(group, time))
 
 
 def train(
     train: Any,
     val: Any,
     state: dict[str, Any],
-    model: dict[str, Any],
-    optim: dict[str, Any],
-    trainer: dict[str, Any],
+    model: ModelConf,
+    optim: OptimConf,
+    trainer: TrainerConf,
     seed: int,
-    project: dict[str, Any],
+    project: ProjectConf,
     runtime: dict[str, Any],
 ) -> tuple[Any, Any, dict[str, Any]]:
     from shipyard.train.fit import train_model
 
-    conf = {"model": model, "optim": optim, "trainer": trainer, "seed": seed, "project": project}
-    result = train_model(train, val, state, conf, Path(runtime["train_workdir"]))
+    result = train_model(
+        train,
+        val,
+        state,
+        model=model,
+        optim=optim,
+        trainer=trainer,
+        seed=seed,
+        project=project,
+        workdir=Path(runtime["train_workdir"]),
+    )
     return result.bundle, result.curve, result.report
 
 
 def evaluate(
-    bundle: Any, val: Any, test: Any, conf: dict[str, Any], runtime: dict[str, Any]
+    bundle: Any, val: Any, test: Any, conf: EvaluateConf, runtime: dict[str, Any]
 ) -> tuple[dict[str, float], Any]:
     from shipyard.train.evaluate import confusion_rows, evaluate_bundle
 
@@ -124,12 +148,12 @@ def gate(
     val: Any,
     test: Any,
     state: dict[str, Any],
-    gate: dict[str, Any],
-    model: dict[str, Any],
-    optim: dict[str, Any],
-    trainer: dict[str, Any],
+    gate: GateConf,
+    model: ModelConf,
+    optim: OptimConf,
+    trainer: TrainerConf,
     seed: int,
-    project: dict[str, Any],
+    project: ProjectConf,
     runtime: dict[str, Any],
 ) -> dict[str, Any]:
     """Thresholds and baselines on the test split; optionally a seeded retrain that must
@@ -139,19 +163,22 @@ def gate(
     from shipyard.train.gate import evaluate_gate
 
     report = evaluate_gate(metrics, train, test, Preprocessor.from_state(state), gate)
-    if gate.get("reproducibility"):
+    if gate.reproducibility:
         from shipyard.train.evaluate import evaluate_bundle
         from shipyard.train.fit import train_model
 
-        conf = {
-            "model": model,
-            "optim": optim,
-            "trainer": dict(trainer, progress_bar=False),
-            "seed": seed,
-            "project": project,
-        }
-        again = train_model(train, val, state, conf, Path(runtime["train_workdir"]).with_name(".reproduce"))
-        repeat = evaluate_bundle(again.bundle, val, None, {"latency_batch_sizes": []}, 0)
+        again = train_model(
+            train,
+            val,
+            state,
+            model=model,
+            optim=optim,
+            trainer=dataclasses.replace(trainer, progress_bar=False),
+            seed=seed,
+            project=project,
+            workdir=Path(runtime["train_workdir"]).with_name(".reproduce"),
+        )
+        repeat = evaluate_bundle(again.bundle, val, None, EvaluateConf(latency_batch_sizes=[]), 0)
         first = {k: v for k, v in metrics.items() if k.startswith("val/")}
         second = {k: v for k, v in repeat.items() if k.startswith("val/")}
         report["checks"].append(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.core.paths import ProjectPaths
+from shipyard.core.schema import ShipyardConfig
 from shipyard.engine import nodes
 
 __all__ = ["DATASETS", "NODES", "DatasetSpec", "NodeSpec", "build_catalog", "build_pipeline", "param_value"]
@@ -153,13 +154,11 @@ NODES: tuple[NodeSpec, ...] = (
 _PROJECT_KEYS = ("name", "team", "task")
 
 
-def param_value(config: dict[str, Any], name: str) -> Any:
-    """The value of ``params:<dotted.key>`` in a resolved config."""
+def param_value(config: ShipyardConfig, name: str) -> Any:
+    """The typed value of ``params:<dotted.key>`` in a validated config."""
     node: Any = config
     for part in name.removeprefix("params:").split("."):
-        node = node[part]
-    if name == "params:project":
-        return {k: node[k] for k in _PROJECT_KEYS}
+        node = getattr(node, part)
     return node
 
 
@@ -197,7 +196,7 @@ def runtime(paths: ProjectPaths) -> dict[str, Any]:
     }
 
 
-def build_catalog(config: dict[str, Any], paths: ProjectPaths, *, memory_outputs: tuple[str, ...] = ()) -> Any:
+def build_catalog(config: ShipyardConfig, paths: ProjectPaths, *, memory_outputs: tuple[str, ...] = ()) -> Any:
     """A Kedro catalog for ``config``: file datasets, params, and the runtime entry.
 
     ``memory_outputs`` keeps those datasets in memory (non-zero DDP ranks must not write).

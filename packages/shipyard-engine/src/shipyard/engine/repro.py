@@ -18,8 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from shipyard.core.compose import dump
 from shipyard.core.errors import DataError, ShipyardError, StageError
 from shipyard.core.paths import ProjectPaths
+from shipyard.core.schema import ShipyardConfig
 
 __all__ = ["ReproResult", "ensure_raw_data", "reproduce"]
 
@@ -31,11 +33,10 @@ class ReproResult:
         self.ran, self.skipped = ran, skipped
 
 
-def _needs_subprocess(config: dict[str, Any], stage: str) -> bool:
-    trainer = config.get("trainer", {})
-    devices = trainer.get("devices", 1)
+def _needs_subprocess(config: ShipyardConfig, stage: str) -> bool:
+    devices = config.trainer.devices
     many = (isinstance(devices, int) and devices > 1) or isinstance(devices, list) or devices == -1
-    return stage == "train" and (many or int(trainer.get("num_nodes", 1)) > 1)
+    return stage == "train" and (many or config.trainer.num_nodes > 1)
 
 
 def _dvc_quiet() -> None:
@@ -44,15 +45,15 @@ def _dvc_quiet() -> None:
     logging.getLogger("dvc").setLevel(logging.WARNING)
 
 
-def ensure_raw_data(config: dict[str, Any], paths: ProjectPaths) -> str | None:
+def ensure_raw_data(config: ShipyardConfig, paths: ProjectPaths) -> str | None:
     """Make the project's raw file present: DVC cache first, then its declared ``fetch``.
 
     Returns a line describing what was done, or ``None`` when nothing was needed.
     """
-    source = config["data"]["source"]
-    if not source.get("path"):
+    source = config.data.source
+    if not source.path:
         return None
-    raw = paths.root / source["path"]
+    raw = paths.root / source.path
     if raw.exists():
         return None
     from dvc.repo import Repo
@@ -69,17 +70,14 @@ def ensure_raw_data(config: dict[str, Any], paths: ProjectPaths) -> str | None:
                 return f"checked out {source['path']} from the DVC cache"
         from shipyard.data.sources import fetch_raw
 
-        if fetch_raw(source, paths.root) is None:
+        if fetch_raw(dump(source), paths.root) is None:
             raise DataError(
-                f"raw data file {source['path']} is missing",
-                where=source["path"],
+                f"raw data file {source.path} is missing",
+                where=source.path,
                 fix="`dvc pull` it from the project's remote, or put the file there",
             )
         repo.add([str(raw)])
-    return (
-        f"wrote {source['path']} from {source['fetch']} and tracked it with DVC "
-        f"(commit {source['path']}.dvc to version it)"
-    )
+    return f"wrote {source.path} from {source.fetch} and tracked it with DVC (commit {source.path}.dvc to version it)"
 
 
 def _unwrap(exc: BaseException) -> BaseException:
@@ -96,7 +94,7 @@ def _unwrap(exc: BaseException) -> BaseException:
 
 def reproduce(
     paths: ProjectPaths,
-    config: dict[str, Any],
+    config: ShipyardConfig,
     *,
     force: bool = False,
     target: str | None = None,

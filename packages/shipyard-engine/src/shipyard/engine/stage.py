@@ -1,8 +1,9 @@
 """Run one compiled stage: ``python -m shipyard.engine.stage TEAM/NAME STAGE``.
 
 This is the command every ``dvc.yaml`` stage runs, so plain ``dvc repro`` works without the
-Shipyard CLI. It reads the compiled ``params.yaml`` (not ``conf/``), builds the Kedro pipeline
-and catalog, and runs the stage's node with Kedro's ``SequentialRunner``.
+Shipyard CLI. It reads the compiled ``params.yaml`` (not ``conf/``) back through the same schema and rules
+as composing (:func:`shipyard.core.compose.load`), builds the Kedro pipeline and catalog with
+the typed sections as params, and runs the stage's node with Kedro's ``SequentialRunner``.
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ def run_stage(root: Path, project: str, stage: str) -> None:
             f"{paths.rel(paths.params_yaml)} does not exist",
             fix=f"compile the project first: shipyard compile {project}",
         )
-    config = yaml.safe_load(paths.params_yaml.read_text())
+    from shipyard.core.compose import load
+
+    config = load(yaml.safe_load(paths.params_yaml.read_text()), root)
     _quiet_kedro()
     from kedro.runner import SequentialRunner
 

@@ -17,7 +17,7 @@ from shipyard.search._api import SearchResult, prepare, run_search, search_folde
 from shipyard.search._dashboard import dashboard, study_storage
 from shipyard.search._errors import SearchError, TrialFailed
 from shipyard.search._results import TrialRecord, pareto_front, select_trial
-from shipyard.search._spec import SearchSpec, known_metrics, parse_search
+from shipyard.search._spec import SearchSpec, known_metrics, search_spec
 from shipyard.search._trial import load_search_data, load_test_split
 
 __all__ = [
@@ -31,10 +31,10 @@ __all__ = [
     "load_search_data",
     "load_test_split",
     "pareto_front",
-    "parse_search",
     "prepare",
     "run_search",
     "search_folder",
+    "search_spec",
     "select_trial",
     "study_storage",
 ]

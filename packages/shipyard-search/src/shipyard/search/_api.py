@@ -16,6 +16,7 @@ from typing import Any
 from shipyard.core.atomic import write_json
 from shipyard.core.errors import ConfigError
 from shipyard.core.paths import ProjectPaths
+from shipyard.core.schema import ShipyardConfig
 from shipyard.search._errors import SearchError
 from shipyard.search._results import TrialRecord, format_table
 from shipyard.search._spec import SearchSpec
@@ -66,7 +67,7 @@ class Prepared:
     paths: ProjectPaths
     spec: SearchSpec
     trial_base: list[str]
-    reference: dict[str, Any]
+    reference: ShipyardConfig
 
 
 def prepare(
@@ -77,22 +78,24 @@ def prepare(
     n_trials: int | None = None,
     timeout: float | None = None,
 ) -> Prepared:
-    """Compose and validate everything a search needs, composing the space's corners: every
-    config mistake fails here, before any trial."""
-    from shipyard.search._check import check_space, compose_trial
+    """Compose and validate everything a search needs (composing checks the space's keys and
+    values against the schema): every config mistake fails here, before any trial."""
+    from shipyard.search._check import check_base_overrides, check_in_process, compose_trial
     from shipyard.search._space import grid_points
-    from shipyard.search._spec import parse_search
+    from shipyard.search._spec import search_spec
     from shipyard.search._study import make_pruner, make_sampler
 
     paths = ProjectPaths.of(root, project)
     config = compose_trial(project, list(overrides), root)
-    spec = parse_search(config, root, choice=search_choice(overrides))
+    spec = search_spec(config, root, choice=search_choice(overrides))
     if n_trials is not None or timeout is not None:
         spec = dataclasses.replace(
             spec, n_trials=n_trials if n_trials is not None else spec.n_trials, timeout=timeout or spec.timeout
         )
     _, trial_base = split_overrides(overrides)
-    reference = check_space(project, trial_base, spec, root)
+    check_base_overrides(trial_base, spec)
+    reference = compose_trial(project, trial_base, root)
+    check_in_process(reference, spec, trial_base)
     make_sampler(spec, spec.seed)  # unknown or bad sampler and pruner parameters fail here too
     make_pruner(spec)
     if spec.sampler == "grid":
@@ -102,13 +105,14 @@ def prepare(
 
 def _fingerprint(prepared: Prepared, data_hash: str) -> dict[str, Any]:
     """What makes two runs' trials comparable (the space may change between runs; this may not)."""
+    from shipyard.core.compose import to_dict
     from shipyard.core.hashing import json_sha256
     from shipyard.search._check import compose_trial
     from shipyard.search._space import overrides_for
 
     spec = prepared.spec
     fixed = overrides_for({}, spec.params, spec.fixed)
-    base = compose_trial(prepared.paths.project, [*prepared.trial_base, *fixed], prepared.paths.root)
+    base = to_dict(compose_trial(prepared.paths.project, [*prepared.trial_base, *fixed], prepared.paths.root))
     sections = {
         k: base.get(k) for k in ("data", "split", "preprocess", "model", "optim", "trainer", "seed", "evaluate")
     }

@@ -16,11 +16,11 @@ def study_storage(project: str, overrides: Sequence[str], *, root: Path) -> tupl
     """The storage and study name a project's search uses (it must exist already)."""
     from shipyard.search._api import search_choice, search_folder
     from shipyard.search._check import compose_trial
-    from shipyard.search._spec import parse_search
+    from shipyard.search._spec import search_spec
     from shipyard.search._storage import resolve_storage
 
     paths = ProjectPaths.of(root, project)
-    spec = parse_search(compose_trial(project, list(overrides), root), root, choice=search_choice(overrides))
+    spec = search_spec(compose_trial(project, list(overrides), root), root, choice=search_choice(overrides))
     folder = search_folder(paths)
     choice = resolve_storage(spec.storage, folder, 1, root, spec.where)
     if choice.kind == "memory":

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.core.atomic import write_text
+from shipyard.core.compose import to_dict
 from shipyard.core.paths import ProjectPaths
+from shipyard.core.schema import ShipyardConfig
 from shipyard.search._check import compose_trial
 from shipyard.search._errors import SearchError
 from shipyard.search._results import TrialRecord
@@ -66,8 +68,8 @@ def _diff(base: Any, new: Any, path: str) -> Any:
 _SAME: Any = object()
 
 
-def _strip(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in config.items() if k not in _IGNORED}
+def _strip(config: ShipyardConfig) -> dict[str, Any]:
+    return {k: v for k, v in to_dict(config).items() if k not in _IGNORED}
 
 
 def write_layer(

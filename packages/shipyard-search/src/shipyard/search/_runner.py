@@ -179,7 +179,7 @@ def _set_threads(threads: int | None) -> None:
 def worker_main(raw: str) -> int:
     """Entry point of a worker subprocess: set up, say ``ready`` on stdout, run trials."""
     from shipyard.search._check import compose_trial
-    from shipyard.search._spec import parse_search
+    from shipyard.search._spec import search_spec
     from shipyard.search._study import open_study
     from shipyard.search._trial import load_search_data
 
@@ -188,7 +188,7 @@ def worker_main(raw: str) -> int:
     config = compose_trial(args.project, args.overrides, root)
     from shipyard.search._api import search_choice
 
-    spec = parse_search(config, root, choice=search_choice(args.overrides))
+    spec = search_spec(config, root, choice=search_choice(args.overrides))
     data = load_search_data(ProjectPaths.of(root, args.project))
     _set_threads(args.threads)
     storage = StorageChoice(args.storage_kind, args.storage_target, True).open()

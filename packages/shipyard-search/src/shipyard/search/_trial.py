@@ -7,17 +7,17 @@ for the chosen model after the search.
 
 from __future__ import annotations
 
-import contextlib
-import inspect
+import dataclasses
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from shipyard.core.errors import DataError
 from shipyard.core.paths import ProjectPaths
+from shipyard.core.schema import ShipyardConfig
 from shipyard.search._errors import TrialFailed
 
 __all__ = ["SearchData", "TrialRun", "load_search_data", "load_test_split", "train_and_evaluate", "train_conf"]
@@ -88,42 +88,21 @@ def load_test_split(paths: ProjectPaths) -> Any:
     return pd.read_parquet(path)
 
 
-def train_conf(config: dict[str, Any]) -> dict[str, Any]:
-    """What ``train_model`` takes, from a resolved config (as the train stage passes it)."""
-    project = config["project"]
-    trainer = dict(config["trainer"], progress_bar=False)  # one line per trial instead of a bar
+def train_conf(config: ShipyardConfig) -> dict[str, Any]:
+    """What ``train_model`` takes, from a validated config (as the train stage passes it)."""
     return {
-        "model": config["model"],
-        "optim": config["optim"],
-        "trainer": trainer,
-        "seed": config["seed"],
-        "project": {k: project[k] for k in ("name", "team", "task")},
+        "model": config.model,
+        "optim": config.optim,
+        "trainer": dataclasses.replace(config.trainer, progress_bar=False),  # one line per trial, not a bar
+        "seed": config.seed,
+        "project": config.project,
     }
-
-
-@contextlib.contextmanager
-def _extra_callbacks(fit: Any, callbacks: Sequence[Any]) -> Iterator[None]:
-    """Until ``train_model`` takes ``callbacks=`` (the change is proposed upstream), add ours
-    where it builds its Trainer. Trials in one process run one at a time, so this is safe."""
-    original = fit.make_trainer
-
-    def make_trainer(conf: dict[str, Any], own: list[Any], logger: Any, root: Path) -> Any:
-        return original(conf, [*own, *callbacks], logger, root)
-
-    fit.make_trainer = make_trainer
-    try:
-        yield
-    finally:
-        fit.make_trainer = original
 
 
 def _train(data: SearchData, conf: dict[str, Any], workdir: Path, callbacks: Sequence[Any]) -> Any:
     from shipyard.train import fit
 
-    if "callbacks" in inspect.signature(fit.train_model).parameters:
-        return fit.train_model(data.train, data.val, data.state, conf, workdir, callbacks=list(callbacks))
-    with _extra_callbacks(fit, callbacks) if callbacks else contextlib.nullcontext():
-        return fit.train_model(data.train, data.val, data.state, conf, workdir)
+    return fit.train_model(data.train, data.val, data.state, **conf, workdir=workdir, callbacks=list(callbacks))
 
 
 def _weights_size(bundle: Any) -> int:
@@ -136,7 +115,7 @@ def _weights_size(bundle: Any) -> int:
 
 
 def train_and_evaluate(
-    config: dict[str, Any],
+    config: ShipyardConfig,
     data: SearchData,
     workdir: Path,
     *,
@@ -157,7 +136,7 @@ def train_and_evaluate(
     bundle = result.bundle
     if not all(bool(torch.isfinite(p).all()) for p in bundle.net.parameters()):
         raise TrialFailed("training diverged: the weights contain NaN or infinity")
-    metrics = evaluate_bundle(bundle, data.val, test, config["evaluate"], _weights_size(bundle))
+    metrics = evaluate_bundle(bundle, data.val, test, config.evaluate, _weights_size(bundle))
     metrics["train_seconds"] = float(result.report["train_seconds"])
     metrics["epochs"] = float(result.report["epochs"])
     seconds = {"train": trained - started, "evaluate": time.perf_counter() - trained}

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import numpy as np
 import pandas as pd
+from shipyard.core.schema import EvaluateConf
 from shipyard.train.bundle import ModelBundle
 from shipyard.train.metrics import compute_metrics
 
@@ -48,7 +48,7 @@ def confusion_rows(bundle: ModelBundle, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def evaluate_bundle(
-    bundle: ModelBundle, val: pd.DataFrame, test: pd.DataFrame | None, conf: dict[str, Any], size_bytes: int
+    bundle: ModelBundle, val: pd.DataFrame, test: pd.DataFrame | None, conf: EvaluateConf, size_bytes: int
 ) -> dict[str, float]:
     """Flat metrics: ``val/<m>``, ``test/<m>``, ``latency_p50_ms[_b<N>]``, ``model_size_bytes``."""
     metrics: dict[str, float] = {}
@@ -59,8 +59,8 @@ def evaluate_bundle(
         scores = bundle.predict_scores(frame)
         for name, value in compute_metrics(bundle.task, _truth(bundle, frame), scores, n_classes).items():
             metrics[f"{split}/{name}"] = value
-    for batch_size in conf["latency_batch_sizes"]:
-        p50, p95 = latency(bundle, val, int(batch_size), conf["latency_repeats"], conf["latency_warmup"])
+    for batch_size in conf.latency_batch_sizes:
+        p50, p95 = latency(bundle, val, int(batch_size), conf.latency_repeats, conf.latency_warmup)
         suffix = "" if batch_size == 1 else f"_b{batch_size}"
         metrics[f"latency_p50_ms{suffix}"] = round(p50, 5)
         metrics[f"latency_p95_ms{suffix}"] = round(p95, 5)

@@ -24,8 +24,10 @@ import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
+from shipyard.core.compose import dump
 from shipyard.core.features import Preprocessor
 from shipyard.core.hashing import json_sha256
+from shipyard.core.schema import ModelConf, OptimConf, ProjectConf, TrainerConf
 from shipyard.train.bundle import ModelBundle, build_network
 from shipyard.train.data import make_loader
 from shipyard.train.module import TaskModule
@@ -56,19 +58,19 @@ class TrainResult:
         self.bundle, self.curve, self.report, self.is_global_zero = bundle, curve, report, is_global_zero
 
 
-def make_trainer(conf: dict[str, Any], callbacks: list[Callback], logger: Any, root: Path) -> L.Trainer:
+def make_trainer(conf: TrainerConf, callbacks: list[Callback], logger: Any, root: Path) -> L.Trainer:
     return L.Trainer(
-        accelerator=conf["accelerator"],
-        devices=conf["devices"],
-        num_nodes=conf["num_nodes"],
-        strategy=conf["strategy"],
-        precision=conf["precision"],
-        max_epochs=conf["max_epochs"],
-        min_epochs=conf["min_epochs"],
-        deterministic=conf["deterministic"],
-        enable_progress_bar=conf["progress_bar"],
-        log_every_n_steps=conf["log_every_n_steps"],
-        gradient_clip_val=conf["gradient_clip_val"],
+        accelerator=str(conf.accelerator),
+        devices=conf.devices,
+        num_nodes=conf.num_nodes,
+        strategy=str(conf.strategy),
+        precision=str(conf.precision),  # type: ignore[arg-type]
+        max_epochs=conf.max_epochs,
+        min_epochs=conf.min_epochs,
+        deterministic=conf.deterministic,
+        enable_progress_bar=conf.progress_bar,
+        log_every_n_steps=conf.log_every_n_steps,
+        gradient_clip_val=conf.gradient_clip_val,
         callbacks=callbacks,
         logger=logger,
         default_root_dir=str(root),
@@ -80,6 +82,11 @@ def _fingerprint(train: pd.DataFrame, val: pd.DataFrame, state: dict[str, Any], 
     frames = [int(pd.util.hash_pandas_object(f, index=False).sum() % (1 << 61)) for f in (train, val)]
     trainer = {k: v for k, v in conf["trainer"].items() if k != "progress_bar"}
     return json_sha256({"frames": frames, "state": state, **conf, "trainer": trainer})
+
+
+def _project(project: ProjectConf) -> dict[str, str]:
+    """The keys of ``project`` that make a model what it is (its description does not)."""
+    return {"name": project.name, "team": project.team, "task": str(project.task)}
 
 
 def _prepare_workdir(workdir: Path, fingerprint: str) -> Path | None:
@@ -108,49 +115,54 @@ def train_model(
     train: pd.DataFrame,
     val: pd.DataFrame,
     state: dict[str, Any],
-    conf: dict[str, Any],
+    *,
+    model: ModelConf,
+    optim: OptimConf,
+    trainer: TrainerConf,
+    seed: int,
+    project: ProjectConf,
     workdir: Path,
     callbacks: Sequence[Callback] = (),
 ) -> TrainResult:
-    """Fit the model ``conf`` (keys: model, optim, trainer, seed, project) describes.
+    """Fit ``model`` with ``optim`` and ``trainer`` on ``train``, validating on ``val``.
 
     ``callbacks`` join the Trainer's own (a search's pruning callback): they may stop a run,
     never change the result of one they let finish."""
     pre = Preprocessor.from_state(state)
-    seed, tconf = int(conf["seed"]), conf["trainer"]
-    fingerprint = _fingerprint(train, val, state, conf)
+    tconf, es = trainer, trainer.early_stopping
+    conf = {"model": model.as_dict(), "optim": dump(optim), "trainer": dump(trainer), "seed": seed}
+    fingerprint = _fingerprint(train, val, state, {**conf, "project": _project(project)})
     resume = _prepare_workdir(workdir, fingerprint)
     L.seed_everything(seed, workers=True, verbose=False)
-    torch.use_deterministic_algorithms(bool(tconf["deterministic"]), warn_only=True)
-    net = build_network(conf["model"], pre)
-    module = TaskModule(net, pre, conf["optim"])
-    es = tconf["early_stopping"]
-    monitor = es["monitor"]
+    torch.use_deterministic_algorithms(tconf.deterministic, warn_only=True)
+    net = build_network(model.as_dict(), pre)
+    module = TaskModule(net, pre, optim)
+    monitor = es.monitor
     checkpoint = ModelCheckpoint(
         dirpath=str(workdir),
         filename="best",
         monitor=monitor,
-        mode=es["mode"],
+        mode=str(es.mode),
         save_top_k=1,
         save_last=True,
         save_on_train_epoch_end=True,
     )
     own: list[Callback] = [checkpoint, BatchSeed(seed)]
-    if es["enabled"]:
-        own.append(EarlyStopping(monitor=monitor, mode=es["mode"], patience=es["patience"], min_delta=es["min_delta"]))
+    if es.enabled:
+        own.append(EarlyStopping(monitor=monitor, mode=str(es.mode), patience=es.patience, min_delta=es.min_delta))
     own.extend(callbacks)
     logger = CSVLogger(save_dir=str(workdir), name="logs", version="")
     # The CSV logger starts a fresh file on resume: keep the epochs logged before the kill.
     before = _curve(workdir / "logs") if resume else pd.DataFrame({"epoch": []})
-    trainer = make_trainer(tconf, own, logger, workdir)
-    batch = int(tconf["batch_size"])
+    fitter = make_trainer(tconf, own, logger, workdir)
+    batch = tconf.batch_size
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*Checkpoint directory.*exists and is not empty.*")
         warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")
         warnings.filterwarnings("ignore", message=".*logs directory.*exists and is not empty.*")
-        trainer.fit(
+        fitter.fit(
             module,
             make_loader(train, pre, batch, seed),
             make_loader(val, pre, max(batch, 256), None),
@@ -162,7 +174,7 @@ def train_model(
         weights = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(weights)
     module.net.cpu().eval()
-    epochs = int(trainer.current_epoch)
+    epochs = int(fitter.current_epoch)
     trained_epochs = epochs - (
         int(torch.load(resume, map_location="cpu", weights_only=True)["epoch"]) + 1 if resume else 0
     )
@@ -170,16 +182,16 @@ def train_model(
     report = {
         "epochs": epochs,
         "resumed": bool(resume),
-        "stopped_early": bool(es["enabled"] and trainer.should_stop and epochs < tconf["max_epochs"]),
+        "stopped_early": bool(es.enabled and fitter.should_stop and epochs < tconf.max_epochs),
         "best_score": float(score) if score is not None else None,
         "monitor": monitor,
         "train_seconds": round(seconds, 3),
         "samples_per_second": round(len(train) * max(trained_epochs, 0) / seconds, 1) if seconds > 0 else None,
         "hardware": {
-            "accelerator": tconf["accelerator"],
-            "devices": tconf["devices"],
-            "strategy": tconf["strategy"],
-            "precision": tconf["precision"],
+            "accelerator": str(tconf.accelerator),
+            "devices": tconf.devices,
+            "strategy": str(tconf.strategy),
+            "precision": str(tconf.precision),
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "cpu": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(),
@@ -188,7 +200,7 @@ def train_model(
         "lightning": L.__version__,
     }
     meta = {
-        "project": conf["project"],
+        "project": _project(project),
         "task": pre.task,
         "model": conf["model"],
         "seed": seed,
@@ -199,10 +211,8 @@ def train_model(
     after = _curve(workdir / "logs")
     before = before[before["epoch"] < (after["epoch"].min() if len(after) else float("inf"))]
     curve = pd.concat([before, after], ignore_index=True) if len(before) else after
-    result = TrainResult(
-        ModelBundle(meta=meta, preprocessor=pre, net=module.net), curve, report, trainer.is_global_zero
-    )
-    if trainer.is_global_zero:
+    result = TrainResult(ModelBundle(meta=meta, preprocessor=pre, net=module.net), curve, report, fitter.is_global_zero)
+    if fitter.is_global_zero:
         shutil.rmtree(workdir, ignore_errors=True)
     return result
 

@@ -10,13 +10,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from shipyard.core.errors import ConfigError
 from shipyard.core.features import Preprocessor
+from shipyard.core.schema import GateConf
 from shipyard.train.metrics import compute_metrics
 
-__all__ = ["BASELINES", "default_metric", "evaluate_gate", "lower_is_better", "regression_check"]
+__all__ = ["default_metric", "evaluate_gate", "lower_is_better", "regression_check"]
 
-BASELINES = ("dummy", "linear")
 _LOWER = ("rmse", "mae", "latency", "model_size", "params", "loss")
 
 
@@ -62,41 +61,25 @@ def _check(name: str, passed: bool, observed: Any, expected: str, detail: str = 
 
 
 def evaluate_gate(
-    metrics: dict[str, float], train: pd.DataFrame, test: pd.DataFrame, pre: Preprocessor, gate: dict[str, Any]
+    metrics: dict[str, float], train: pd.DataFrame, test: pd.DataFrame, pre: Preprocessor, gate: GateConf
 ) -> dict[str, Any]:
     """Thresholds and baselines. Returns the report: every check with its numbers."""
-    if not gate.get("enabled", True):
+    if not gate.enabled:
         return {"metric": None, "passed": True, "skipped": True, "checks": []}
     checks = []
-    for metric, bounds in (gate.get("thresholds") or {}).items():
-        if metric not in metrics:
-            raise ConfigError(
-                f"gate threshold on {metric!r}, which the evaluate stage does not produce",
-                key=f"gate.thresholds.{metric}",
-                fix="use one of: " + ", ".join(sorted(metrics)),
-            )
+    for metric, bounds in gate.thresholds.items():
         value = float(metrics[metric])
-        for side, limit in bounds.items():
-            if side not in ("min", "max"):
-                raise ConfigError(
-                    f"gate threshold bound {side!r}", key=f"gate.thresholds.{metric}.{side}", fix="use min or max"
-                )
+        for side, limit in (("min", bounds.min), ("max", bounds.max)):
+            if limit is None:
+                continue
             ok = value >= limit if side == "min" else value <= limit
             checks.append(
-                _check(f"threshold {metric}", ok, round(value, 6), f"{'>=' if side == 'min' else '<='} {limit}")
+                _check(f"threshold {metric}", ok, round(value, 6), f"{'>=' if side == 'min' else '<='} {limit:g}")
             )
-    metric = gate.get("metric") or "auto"
-    metric = default_metric(pre.task) if metric == "auto" else metric
-    baseline = gate.get("baseline") or {}
-    models = list(baseline.get("models") or [])
-    unknown = [m for m in models if m not in BASELINES]
-    if unknown:
-        raise ConfigError(
-            f"unknown baseline {unknown[0]!r}", key="gate.baseline.models", fix="use: " + ", ".join(BASELINES)
-        )
-    margin = float(baseline.get("margin", 0.0))
-    for kind in models:
-        reference = baseline_metrics(train, test, pre, kind)[metric]
+    metric = default_metric(pre.task) if gate.metric == "auto" else gate.metric
+    margin = gate.baseline.margin
+    for kind in gate.baseline.models:
+        reference = baseline_metrics(train, test, pre, str(kind))[metric]
         value = float(metrics[metric])
         relation = "<=" if lower_is_better(metric) else ">="
         sign = "-" if lower_is_better(metric) else "+"

@@ -5,16 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from shipyard.core.rules import METRICS
+
 if TYPE_CHECKING:
     import numpy as np
 
 __all__ = ["METRICS", "compute_metrics"]
-
-METRICS = {
-    "binary": ("accuracy", "precision", "recall", "f1", "roc_auc"),
-    "multiclass": ("accuracy", "f1", "roc_auc"),
-    "regression": ("rmse", "mae", "r2"),
-}
 
 
 def compute_metrics(task: str, y_true: np.ndarray, scores: np.ndarray, n_classes: int) -> dict[str, float]:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import lightning.pytorch as L
 import torch
 import torch.nn.functional as F
-from shipyard.core.errors import ConfigError
 from shipyard.core.features import Preprocessor
+from shipyard.core.schema import OptimConf
 from shipyard.train.metrics import compute_metrics
 
 __all__ = ["OPTIMIZERS", "TaskModule"]
@@ -17,15 +15,8 @@ OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch
 
 
 class TaskModule(L.LightningModule):
-    def __init__(self, net: torch.nn.Module, pre: Preprocessor, optim: dict[str, Any]) -> None:
+    def __init__(self, net: torch.nn.Module, pre: Preprocessor, optim: OptimConf) -> None:
         super().__init__()
-        if optim["name"] not in OPTIMIZERS:
-            raise ConfigError(
-                f"unknown optimizer {optim['name']!r}",
-                key="optim.name",
-                value=optim["name"],
-                fix="use one of: " + ", ".join(OPTIMIZERS),
-            )
         self.net, self.pre, self.optim = net, pre, optim
         self._val_scores: list[torch.Tensor] = []
         self._val_targets: list[torch.Tensor] = []
@@ -72,5 +63,5 @@ class TaskModule(L.LightningModule):
         self.log_dict({f"val/{k}": v for k, v in metrics.items()}, prog_bar=False, sync_dist=True)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        cls = OPTIMIZERS[self.optim["name"]]
-        return cls(self.parameters(), lr=self.optim["lr"], weight_decay=self.optim["weight_decay"])
+        cls = OPTIMIZERS[str(self.optim.name)]
+        return cls(self.parameters(), lr=self.optim.lr, weight_decay=self.optim.weight_decay)

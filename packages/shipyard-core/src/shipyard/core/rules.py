@@ -1,0 +1,608 @@
+"""The rules a typed config must meet beyond its types: every cross-field rule, in one place.
+
+:func:`check` runs after the schema has accepted the shape, types and allowed values of every
+key (:mod:`shipyard.core.compose`). It checks each field's declared bounds, then the rules that
+tie fields together (split fractions, epochs, metric names per task, the search space, the
+deployment settings). Every failure is one :class:`ConfigError` naming the key, the bad value,
+what is allowed and, where it helps, the closest valid spelling.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import math
+import re
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from shipyard.core.errors import ConfigError, did_you_mean
+from shipyard.core.schema import (
+    ParamConf,
+    ParamType,
+    Pruner,
+    SearchConf,
+    ShipyardConfig,
+    SourceKind,
+    SplitKind,
+)
+
+__all__ = [
+    "METRICS",
+    "SEARCHABLE",
+    "SPLIT_USUAL",
+    "Constraint",
+    "check",
+    "check_bounds",
+    "known_metrics",
+    "parse_constraint",
+    "split_warnings",
+]
+
+# The quality metrics the evaluate stage reports per task (computed by shipyard.train.metrics).
+METRICS: dict[str, tuple[str, ...]] = {
+    "binary": ("accuracy", "precision", "recall", "f1", "roc_auc"),
+    "multiclass": ("accuracy", "f1", "roc_auc"),
+    "regression": ("rmse", "mae", "r2"),
+}
+# Metrics the train stage reports beside the evaluate stage's.
+TRAIN_METRICS = ("train_seconds", "epochs")
+# A search trial trains in-process on the project's fitted split and preprocessing, so it may
+# change the model, the optimiser and the trainer only.
+SEARCHABLE = ("model", "optim", "trainer")
+# Outside these ranges a split fraction is legal but unusual: composing warns.
+SPLIT_USUAL = {"train": (0.60, 0.95), "val": (0.03, 0.20), "test": (0.02, 0.20)}
+_NAME = re.compile(r"^[a-z0-9]([-._a-z0-9]*[a-z0-9])?$")
+_ENV_VAR = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-?LW#]+$")
+_CRON_ALIASES = ("@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually", "@midnight")
+_CONSTRAINT = re.compile(r"^\s*(?P<metric>[A-Za-z_][\w/.\-]*)\s*(?P<op><=|>=)\s*(?P<bound>\S+)\s*$")
+
+
+def _err(key: str, message: str, value: Any, fix: str) -> ConfigError:
+    return ConfigError(message, key=key, value=value, fix=fix)
+
+
+# -- bounds --------------------------------------------------------------------------------------
+
+_BOUNDS: dict[str, tuple[Callable[[float, float], bool], str]] = {
+    "ge": (lambda v, b: v >= b, "at least"),
+    "gt": (lambda v, b: v > b, "above"),
+    "le": (lambda v, b: v <= b, "at most"),
+    "lt": (lambda v, b: v < b, "below"),
+}
+
+
+def _walk(obj: Any, prefix: str) -> Iterator[tuple[str, dataclasses.Field[Any], Any]]:
+    for field in dataclasses.fields(obj):
+        value = getattr(obj, field.name)
+        key = f"{prefix}{field.name}"
+        yield key, field, value
+        if dataclasses.is_dataclass(value):
+            yield from _walk(value, f"{key}.")
+        elif isinstance(value, dict):
+            for name, item in value.items():
+                if dataclasses.is_dataclass(item):
+                    yield from _walk(item, f"{key}.{name}.")
+
+
+def check_bounds(obj: Any, prefix: str = "") -> None:
+    """Every field's declared bounds (``ge``/``gt``/``le``/``lt`` in its metadata)."""
+    for key, field, value in _walk(obj, prefix):
+        rules = [(name, field.metadata[name]) for name in _BOUNDS if name in field.metadata]
+        if not rules or value is None:
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, bool) or not isinstance(item, int | float):
+                continue
+            for name, bound in rules:
+                ok = _BOUNDS[name][0]
+                if not (math.isfinite(item) and ok(item, bound)):
+                    allowed = " and ".join(f"{_BOUNDS[n][1]} {b:g}" for n, b in rules)
+                    raise _err(key, f"{key} must be {allowed}", value, f"set {key} to a number {allowed}")
+
+
+# -- metrics -------------------------------------------------------------------------------------
+
+
+def known_metrics(cfg: ShipyardConfig, prefixes: tuple[str, ...] = ("val/", "test/")) -> list[str]:
+    """Every metric a training of ``cfg`` reports: quality per split, latency, size, train time."""
+    names = [f"{p}{m}" for p in prefixes for m in METRICS[str(cfg.project.task)]]
+    for batch in cfg.evaluate.latency_batch_sizes:
+        suffix = "" if int(batch) == 1 else f"_b{int(batch)}"
+        names += [f"latency_p50_ms{suffix}", f"latency_p95_ms{suffix}"]
+    return [*names, "model_size_bytes", "params", *TRAIN_METRICS]
+
+
+def _metric(key: str, name: str, known: list[str], what: str = "a metric the pipeline reports") -> None:
+    if name not in known:
+        raise _err(
+            key,
+            f"{key} names {name!r}, which is not {what}{did_you_mean(name, known)}",
+            name,
+            "use one of: " + ", ".join(known),
+        )
+
+
+# -- sections ------------------------------------------------------------------------------------
+
+
+def split_warnings(cfg: ShipyardConfig) -> list[str]:
+    split = cfg.split
+    if split.kind == SplitKind.kfold:
+        return []
+    out = []
+    for name, (low, high) in SPLIT_USUAL.items():
+        value = float(getattr(split, name))
+        if not low <= value <= high:
+            out.append(f"split.{name}={value:g} is outside the usual {low:.0%}-{high:.0%}")
+    return out
+
+
+def _split(cfg: ShipyardConfig) -> None:
+    split = cfg.split
+    if split.kind == SplitKind.stratified and cfg.project.task == "regression":
+        raise _err(
+            "split.kind",
+            "a stratified split keeps class proportions, and a regression task has no classes",
+            str(split.kind),
+            "use split=random (or time, group, kfold) for a regression project",
+        )
+    if split.kind == SplitKind.kfold:
+        for name in ("train", "val"):
+            if getattr(split, name) is not None:
+                raise _err(
+                    f"split.{name}",
+                    f"a kfold split takes no {name} fraction: validation is fold `fold` of `folds` of the "
+                    "non-test rows",
+                    getattr(split, name),
+                    f"remove split.{name} (or set it to null) and choose split.folds and split.test",
+                )
+        if split.fold >= split.folds:
+            raise _err(
+                "split.fold", f"split.fold must be below split.folds ({split.folds})", split.fold, "use 0 .. folds-1"
+            )
+    else:
+        missing = [n for n in ("train", "val") if getattr(split, n) is None]
+        if missing:
+            raise _err(
+                f"split.{missing[0]}",
+                f"a {split.kind} split needs split.{missing[0]}",
+                None,
+                "set split.train, split.val and split.test so they add up to 1",
+            )
+        total = float(split.train or 0) + float(split.val or 0) + split.test
+        if abs(total - 1.0) > 1e-6:
+            raise _err(
+                "split",
+                f"split fractions add up to {total:g}, not 1",
+                {"train": split.train, "val": split.val, "test": split.test},
+                "make split.train + split.val + split.test equal 1",
+            )
+    for kind, column in ((SplitKind.group, "group_column"), (SplitKind.time, "time_column")):
+        if split.kind == kind and not getattr(split, column):
+            raise _err(f"split.{column}", f"a {kind} split needs split.{column}", None, f"set split.{column}")
+
+
+def _source(cfg: ShipyardConfig) -> None:
+    source = cfg.data.source
+    needs = {
+        SourceKind.csv: ("path",),
+        SourceKind.parquet: ("path",),
+        SourceKind.images: ("path",),
+        SourceKind.sklearn: ("name",),
+        SourceKind.sql: ("url",),
+    }[source.kind]
+    for name in needs:
+        if not getattr(source, name):
+            raise _err(
+                f"data.source.{name}",
+                f"a {source.kind} source needs data.source.{name}",
+                None,
+                f"set data.source.{name}",
+            )
+    if source.kind == SourceKind.sql and bool(source.query) == bool(source.table):
+        raise _err(
+            "data.source.query",
+            "a sql source takes exactly one of query and table",
+            {"query": source.query, "table": source.table},
+            "set data.source.table to read a whole table, or data.source.query for a SELECT",
+        )
+    if source.path:
+        path = PurePosixPath(source.path.replace("\\", "/"))
+        if path.is_absolute() or ".." in path.parts:
+            raise _err(
+                "data.source.path",
+                "data.source.path must be a path inside the repository",
+                source.path,
+                "copy or link the data under data/<team>/<name>/01_raw/ and give the repository-relative path "
+                "(track it with `dvc add`)",
+            )
+
+
+def _trainer(cfg: ShipyardConfig) -> None:
+    trainer = cfg.trainer
+    if trainer.min_epochs > trainer.max_epochs:
+        raise _err(
+            "trainer.min_epochs",
+            f"trainer.min_epochs ({trainer.min_epochs}) is above trainer.max_epochs ({trainer.max_epochs})",
+            trainer.min_epochs,
+            "lower trainer.min_epochs or raise trainer.max_epochs",
+        )
+    devices = trainer.devices
+    ok = (
+        devices == "auto"
+        or devices == -1
+        or (isinstance(devices, int) and not isinstance(devices, bool) and devices >= 1)
+        or (isinstance(devices, list) and devices and all(isinstance(d, int) and d >= 0 for d in devices))
+    )
+    if not ok:
+        raise _err(
+            "trainer.devices",
+            "trainer.devices must be a count >= 1, -1, auto, or a list of GPU ids",
+            devices,
+            "set trainer.devices to e.g. 1 (trainer=ddp runs 2 CPU processes)",
+        )
+    monitor = trainer.early_stopping.monitor
+    known = ["val/loss", *(f"val/{m}" for m in METRICS[str(cfg.project.task)])]
+    _metric("trainer.early_stopping.monitor", monitor, known, "a metric measured every epoch")
+
+
+def _gate(cfg: ShipyardConfig) -> None:
+    known = known_metrics(cfg)
+    if cfg.gate.metric != "auto":
+        _metric("gate.metric", cfg.gate.metric, known)
+    for name, bounds in cfg.gate.thresholds.items():
+        key = f"gate.thresholds.{name}"
+        _metric(key, name, known)
+        if bounds.min is None and bounds.max is None:
+            raise _err(key, f"{key} sets neither min nor max", None, f"write {name}: {{min: 0.9}}")
+        if bounds.min is not None and bounds.max is not None and bounds.min > bounds.max:
+            raise _err(key, f"{key}: min is above max", {"min": bounds.min, "max": bounds.max}, "swap min and max")
+
+
+def _checks(cfg: ShipyardConfig) -> None:
+    pairs = [("checks.class_balance", cfg.checks.class_balance)]
+    for name, rule in cfg.checks.columns.items():
+        key = f"checks.columns.{name}"
+        if rule.min is not None and rule.max is not None and rule.min > rule.max:
+            raise _err(f"{key}.min", f"{key}: min is above max", {"min": rule.min, "max": rule.max}, "swap min and max")
+        pairs.append((f"{key}.mean", rule.mean))
+        pairs += [(f"{key}.quantiles.{q}", b) for q, b in rule.quantiles.items()]
+        for q in rule.quantiles:
+            try:
+                ok = 0.0 <= float(q) <= 1.0
+            except ValueError:
+                ok = False
+            if not ok:
+                raise _err(f"{key}.quantiles", f"{key}.quantiles: {q!r} is not a quantile", q, 'use "0.5" style keys')
+    for key, pair in pairs:
+        if pair is not None and (len(pair) != 2 or pair[0] > pair[1]):
+            raise _err(key, f"{key} must be [low, high] with low <= high", pair, "write two numbers, e.g. [0.1, 0.9]")
+
+
+def _deploy(cfg: ShipyardConfig) -> None:
+    service = cfg.deploy.service
+    if service.name is not None and not _NAME.match(service.name):
+        raise _err(
+            "deploy.service.name",
+            f"{service.name!r} is not a valid Bento name",
+            service.name,
+            "use lower-case letters, digits, '-', '_' and '.', starting and ending with a letter or digit",
+        )
+    try:
+        ipaddress.ip_address(service.host)
+    except ValueError:
+        raise _err(
+            "deploy.service.host",
+            "deploy.service.host must be an IP address",
+            service.host,
+            "use 127.0.0.1 to serve on this machine only (0.0.0.0 inside a container)",
+        ) from None
+    workers = service.workers
+    if workers != "cpu_count" and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise _err(
+            "deploy.service.workers",
+            "deploy.service.workers must be a number >= 1 or cpu_count",
+            workers,
+            "set deploy.service.workers to e.g. 2, or cpu_count",
+        )
+    if not _ENV_VAR.match(service.auth.env_var):
+        raise _err(
+            "deploy.service.auth.env_var",
+            "deploy.service.auth.env_var must name an environment variable",
+            service.auth.env_var,
+            "use an upper-case name such as SHIPYARD_API_KEY; the key itself is never stored in config",
+        )
+    cron = cfg.deploy.batch.schedule.cron.strip()
+    fields = cron.split()
+    if cron not in _CRON_ALIASES and not (len(fields) == 5 and all(_CRON_FIELD.match(x) for x in fields)):
+        raise _err(
+            "deploy.batch.schedule.cron",
+            "deploy.batch.schedule.cron is not a cron schedule",
+            cron,
+            'use five cron fields ("0 2 * * *" is daily at 02:00) or an alias like @daily',
+        )
+    edge = cfg.deploy.edge
+    variants = [str(v) for v in edge.variants]
+    if len(set(variants)) < len(variants):
+        raise _err("deploy.edge.variants", "deploy.edge.variants lists a variant twice", variants, "list each once")
+    for name in edge.tolerance:
+        if name not in ("fp32", "int8", "fp16"):
+            raise _err(
+                f"deploy.edge.tolerance.{name}",
+                f"unknown edge variant {name!r}{did_you_mean(name, ('fp32', 'int8', 'fp16'))}",
+                name,
+                "tolerances are keyed by variant: fp32, int8, fp16",
+            )
+    if edge.metric != "auto":
+        _metric("deploy.edge.metric", edge.metric, list(METRICS[str(cfg.project.task)]), "a metric of this task")
+
+
+# -- search --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Constraint:
+    metric: str
+    op: str  # "<=" | ">="
+    bound: float
+    text: str
+
+    def violation(self, metrics: dict[str, float]) -> float:
+        """Optuna's convention: <= 0 when met, the distance to the bound when not."""
+        value = metrics.get(self.metric)
+        if value is None or math.isnan(value):
+            return 1.0
+        return value - self.bound if self.op == "<=" else self.bound - value
+
+
+def parse_constraint(text: str, key: str, known: list[str]) -> Constraint:
+    found = _CONSTRAINT.match(str(text))
+    bound = _number(found.group("bound")) if found else None
+    if not found or bound is None:
+        raise _err(
+            key,
+            f"cannot read the constraint {text!r}",
+            text,
+            "write '<metric> <= <number>' or '<metric> >= <number>', e.g. 'latency_p95_ms <= 5'",
+        )
+    _search_metric(key, found.group("metric"), known)
+    return Constraint(found.group("metric"), found.group("op"), bound, str(text).strip())
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _search_metric(key: str, name: str, known: list[str]) -> None:
+    if name.startswith("test/"):
+        raise _err(
+            key,
+            f"{key} names {name!r}: a search never reads the test split",
+            name,
+            f"use the validation metric {'val/' + name.removeprefix('test/')!r}; the chosen model is evaluated "
+            "once on test after the search",
+        )
+    _metric(key, name, known, "a metric a trial reports")
+
+
+def flatten_space(space: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{optim: {lr: {type: ...}}}`` as ``{"optim.lr": {type: ...}}``: the nested spelling is
+    what ``search.space.optim.lr.low=...`` overrides on the command line reach."""
+    flat: dict[str, Any] = {}
+
+    def put(name: str, value: Any) -> None:
+        both = isinstance(flat.get(name), dict) and isinstance(value, dict)
+        flat[name] = {**flat[name], **value} if both else value
+
+    for key, value in space.items():
+        name = f"{prefix}{key}"
+        nested = isinstance(value, dict) and value and "type" not in value
+        if nested and all(isinstance(v, dict) for v in value.values()):
+            for inner, item in flatten_space(value, f"{name}.").items():
+                put(inner, item)
+        else:
+            put(name, value)
+    return flat
+
+
+def _search(cfg: ShipyardConfig, root: Path, value_check: Callable[..., None]) -> None:
+    search = cfg.search
+    if search is None:
+        return
+    known = known_metrics(cfg, prefixes=("val/",))
+    if not search.objectives:
+        raise _err("search.objectives", "search.objectives is empty", None, "declare at least one objective")
+    for i, objective in enumerate(search.objectives):
+        _search_metric(f"search.objectives[{i}].metric", objective.metric, known)
+    if len({o.metric for o in search.objectives}) < len(search.objectives):
+        raise _err("search.objectives", "an objective is listed twice", None, "list each metric once")
+    for i, text in enumerate(search.constraints):
+        parse_constraint(text, f"search.constraints[{i}]", known)
+    if not search.space:
+        raise _err("search.space", "search.space is empty", None, "declare at least one parameter")
+    _space(search, root, value_check)
+    for key in search.fixed:
+        _searchable(key, f"search.fixed.{key}")
+        if key in search.space:
+            raise _err(f"search.fixed.{key}", f"{key} is both searched and fixed", None, "remove one of them")
+        value_check(f"search.fixed.{key}", key, search.fixed[key])
+    if search.pruner.name != Pruner.none:
+        if len(search.objectives) > 1:
+            raise _err(
+                "search.pruner.name",
+                f"pruner {str(search.pruner.name)!r} with {len(search.objectives)} objectives: Optuna cannot "
+                "prune a multi-objective study",
+                str(search.pruner.name),
+                "set search.pruner.name=none, or keep a single objective",
+            )
+        per_epoch = [m for m in known if m.startswith("val/")]
+        if search.objectives[0].metric not in per_epoch:
+            raise _err(
+                "search.pruner.name",
+                f"pruning needs a metric measured every epoch, and {search.objectives[0].metric!r} is measured "
+                "once after training",
+                str(search.pruner.name),
+                "prune on a validation metric (" + ", ".join(per_epoch) + ") or set search.pruner.name=none",
+            )
+    select = search.select
+    if select.metric:
+        _search_metric("search.select.metric", select.metric, known)
+        if select.direction is None and select.metric not in {o.metric for o in search.objectives}:
+            raise _err(
+                "search.select.direction",
+                f"search.select.metric {select.metric!r} is not an objective, so its direction is unknown",
+                None,
+                "set search.select.direction to maximize or minimize",
+            )
+    if search.n_trials is None and search.timeout is None:
+        raise _err("search.n_trials", "the search has neither n_trials nor timeout", None, "set one or both")
+
+
+def _searchable(key: str, full: str) -> None:
+    if key.split(".", 1)[0] not in SEARCHABLE or "." not in key:
+        raise _err(
+            full,
+            f"a search cannot vary {key!r}: trials reuse the project's split and fitted preprocessing and train "
+            "in one process",
+            key,
+            "search keys under " + ", ".join(f"{s}." for s in SEARCHABLE) + " or a model/trainer option "
+            "(model: {type: categorical, choices: [mlp, cnn]}); change data, split, preprocess or seed in the "
+            "project and run `make train` first",
+        )
+
+
+def _group_options(root: Path, group: str) -> list[str]:
+    base = root / "conf" / group
+    return sorted(p.relative_to(base).with_suffix("").as_posix() for p in base.rglob("*.yaml"))
+
+
+def _space(search: SearchConf, root: Path, value_check: Callable[..., None]) -> None:
+    earlier: list[str] = []
+    for key, entry in search.space.items():
+        full = f"search.space.{key}"
+        param: ParamConf = entry
+        for name in param.when:
+            if name not in earlier:
+                raise _err(
+                    f"{full}.when.{name}",
+                    f"{full}.when refers to {name!r}, which is not an earlier key of search.space"
+                    f"{did_you_mean(name, earlier)}",
+                    name,
+                    "a condition names a parameter declared above it in search.space",
+                )
+        earlier.append(key)
+        group = "." not in key and key in ("model", "trainer") and (root / "conf" / key).is_dir()
+        if group:
+            options = _group_options(root, key)
+            if param.type != ParamType.categorical or not param.choices:
+                raise _err(
+                    full,
+                    f"{full} chooses a {key} option: it needs type categorical and choices",
+                    None,
+                    f"write {key}: {{type: categorical, choices: [{', '.join(options[:3])}]}}",
+                )
+            for choice in param.choices:
+                if choice not in options:
+                    raise _err(
+                        full,
+                        f"unknown option {choice!r} for config group {key!r}{did_you_mean(str(choice), options)}",
+                        choice,
+                        f"choose among conf/{key}/: " + ", ".join(options),
+                    )
+            _unique(param.choices, full)
+            value_check(full, key, list(param.choices))
+            continue
+        _searchable(key, full)
+        value_check(full, key)
+        if param.type == ParamType.categorical:
+            extra = [n for n in ("low", "high", "step") if getattr(param, n) is not None]
+            if not param.choices or extra or param.log:
+                raise _err(
+                    f"{full}.{(extra or ['choices'])[0]}",
+                    f"{full} is categorical: it takes choices only",
+                    None,
+                    "give choices: [a, b, ...]; use type int or float for a range",
+                )
+            _unique(param.choices, full)
+            for choice in param.choices:
+                value_check(full, key, choice)
+            continue
+        _range(param, full)
+        value_check(full, key, param.low)
+        value_check(full, key, param.high)
+
+
+def _unique(choices: list[Any], full: str) -> None:
+    seen = [json.dumps(c, sort_keys=True, default=str) for c in choices]
+    if len(set(seen)) < len(seen):
+        raise _err(f"{full}.choices", f"{full}.choices lists a value twice", choices, "list each choice once")
+
+
+def _range(param: ParamConf, full: str) -> None:
+    kind = str(param.type)
+    if param.choices is not None:
+        raise _err(f"{full}.choices", f"{full}: a range takes low and high, not choices", None, "use type categorical")
+    if param.low is None or param.high is None:
+        missing = "low" if param.low is None else "high"
+        raise _err(f"{full}.{missing}", f"{full}: an {kind} parameter needs low and high", None, "set both bounds")
+    low, high, step = param.low, param.high, param.step
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise _err(f"{full}.low", f"{full}: bounds must be finite numbers", [low, high], "give finite low and high")
+    if low > high:
+        raise _err(f"{full}.low", f"{full}: low ({low:g}) is above high ({high:g})", low, "swap the bounds")
+    if param.log and low <= 0:
+        raise _err(f"{full}.low", f"{full}: a log scale needs low > 0, got {low:g}", low, "raise low or drop log")
+    if param.log and step is not None:
+        raise _err(f"{full}.step", f"{full}: log scale and step cannot be combined", step, "drop one")
+    if kind == "int":
+        for name, value in (("low", low), ("high", high), ("step", step)):
+            if value is not None and float(value) != int(value):
+                raise _err(
+                    f"{full}.{name}", f"{full}: {name} of an int parameter must be whole", value, "use type float"
+                )
+    if step is not None:
+        span = (high - low) / step
+        if abs(span - round(span)) > 1e-9:
+            top = low + math.floor(span) * step
+            raise _err(
+                f"{full}.high",
+                f"{full}: high ({high:g}) is not low plus a whole number of steps ({step:g})",
+                high,
+                f"set high to {top:g} or {top + step:g}",
+            )
+
+
+def _component(params: Any, cfg: ShipyardConfig) -> None:
+    """A component's parameter schema may check the rest of the config (a CNN needs
+    ``data.shape``): the extension point for rules that only the component knows."""
+    hook = getattr(params, "check", None)
+    if callable(hook):
+        hook(cfg)
+
+
+# -- all of it -----------------------------------------------------------------------------------
+
+
+def check(cfg: ShipyardConfig, root: Path, value_check: Callable[..., None]) -> None:
+    """Every rule, in order; ``value_check(report_key, config_key, value)`` checks a value the
+    search would put at ``config_key`` against the schema (compose supplies it)."""
+    check_bounds(cfg)
+    _component(cfg.model.params, cfg)
+    _source(cfg)
+    _split(cfg)
+    _trainer(cfg)
+    _gate(cfg)
+    _checks(cfg)
+    _deploy(cfg)
+    _search(cfg, root, value_check)
+    for message in split_warnings(cfg):
+        warnings.warn(message, UserWarning, stacklevel=4)
