@@ -65,6 +65,11 @@ def test_infinite_in_parquet_counts_rows_from_one(tmp_path: Path) -> None:
     frame.to_parquet(tmp_path / "x.parquet")
     err = _error({"source": {"kind": "parquet", "path": "x.parquet"}, "target": "target"}, tmp_path)
     assert err.message == "column 'a' of x.parquet holds 1 infinite value(s): inf (row 1)"
+    frame["b"] = frame["b"].astype(float)
+    frame.loc[9, "b"] = -np.inf
+    frame.to_parquet(tmp_path / "x.parquet")
+    err = _error({"source": {"kind": "parquet", "path": "x.parquet"}, "target": "target"}, tmp_path)
+    assert err.message == "column 'a' of x.parquet holds 1 infinite value(s): inf (row 1); so do columns 'b'"
 
 
 def test_missing_values_are_not_infinite() -> None:
@@ -144,6 +149,11 @@ def test_zero_rows_from_parquet_and_sql(tmp_path: Path) -> None:
     err = _error({"source": source, "target": "target"}, tmp_path)
     assert err.message == "the SQL query on sqlite:///db.sqlite returned no rows"
     assert err.key == "data.source.query" and err.value == "SELECT * FROM t WHERE a > 100"
+    with sqlite3.connect(tmp_path / "db.sqlite") as con:
+        _frame().head(0).to_sql("empty", con, index=False)
+    source = {"kind": "sql", "url": "sqlite:///db.sqlite", "table": "empty"}
+    err = _error({"source": source, "target": "target"}, tmp_path)
+    assert err.message == "the SQL table on sqlite:///db.sqlite returned no rows" and err.key == "data.source.table"
     (tmp_path / "garbage.parquet").write_bytes(b"\x00\x01 not parquet")
     err = _error({"source": {"kind": "parquet", "path": "garbage.parquet"}, "target": "target"}, tmp_path)
     assert err.message.startswith("cannot read parquet file garbage.parquet")

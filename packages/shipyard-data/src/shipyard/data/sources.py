@@ -176,10 +176,13 @@ def _refuse_bad_values(frame: pd.DataFrame, features: list[str], target: str, so
     from shipyard.data.checks import non_finite_values, non_numeric_values
 
     name = _source_name(source)
-    for column, values in non_finite_values(frame, [*features, target]).items():
+    infinite = non_finite_values(frame, [*features, target])
+    if infinite:
+        column, values = next(iter(infinite.items()))
         role = "target column" if column == target else "column"
         raise DataError(
-            f"{role} {column!r} of {name} holds {len(values)} infinite value(s): {_rows_of(source, values)}",
+            f"{role} {column!r} of {name} holds {len(values)} infinite value(s): {_rows_of(source, values)}"
+            + _also(list(infinite)[1:]),
             where=name,
             key="data.target" if column == target else None,
             fix="remove those rows or fix their labels"
@@ -187,14 +190,20 @@ def _refuse_bad_values(frame: pd.DataFrame, features: list[str], target: str, so
             else "replace them with finite numbers, or leave the cells empty (a missing value, imputed from the "
             "training split)",
         )
-    for column, (values, numbers) in non_numeric_values(frame, features).items():
+    stray = non_numeric_values(frame, features)
+    if stray:
+        column, (values, numbers) = next(iter(stray.items()))
         raise DataError(
             f"column {column!r} of {name} holds numbers ({numbers}) and {len(values)} value(s) that are not: "
-            f"{_rows_of(source, values)}",
+            f"{_rows_of(source, values)}" + _also(list(stray)[1:]),
             where=name,
             fix=f"make every value of {column!r} a number (with . for decimals) or leave the cell empty (a missing "
             "value, imputed from the training split), or drop the column with data.drop",
         )
+
+
+def _also(columns: list[str]) -> str:
+    return f"; so do columns {', '.join(map(repr, columns))}" if columns else ""
 
 
 def fetch_raw(source: dict[str, Any], root: Path) -> Path | None:
@@ -234,7 +243,7 @@ def ingest(data: dict[str, Any], root: Path, aux: list[str] | None = None) -> pd
     (a split's group or time column: kept, but not features), in that order."""
     source = dict(data["source"], shape=data.get("shape"))
     frame = read_source(source, root)
-    _refuse_empty(frame, source)
+    _refuse_empty_or_repeated(frame, source)
     aux = [c for c in (aux or []) if c]
     for column in aux:
         if column not in frame.columns:
@@ -308,20 +317,25 @@ def ingest(data: dict[str, Any], root: Path, aux: list[str] | None = None) -> pd
     return frame[[key, *features, target, *aux]].reset_index(drop=True)
 
 
-def _refuse_empty(frame: pd.DataFrame, source: dict[str, Any]) -> None:
+def _refuse_empty_or_repeated(frame: pd.DataFrame, source: dict[str, Any]) -> None:
     """No rows (a header-only file, a query that matches nothing), or repeated column names
     (``SELECT a, a``): both would fail later, far from the cause."""
     name = _source_name(source)
     sql = source.get("kind") == "sql"
+    if len(frame) == 0 and sql:
+        query = bool(source.get("query"))
+        raise DataError(
+            f"the SQL {'query' if query else 'table'} on {name} returned no rows",
+            where=name,
+            key="data.source.query" if query else "data.source.table",
+            value=source.get("query") or source.get("table"),
+            fix="check the query's table and WHERE clause" if query else "fill the table, or name another one",
+        )
     if len(frame) == 0:
         raise DataError(
-            f"the SQL {'query' if source.get('query') else 'table'} on {name} returned no rows"
-            if sql
-            else f"data file {name} has column headers but no rows",
+            f"data file {name} has column headers but no rows",
             where=name,
-            key="data.source.query" if sql else None,
-            value=source.get("query") or source.get("table") if sql else None,
-            fix="check the query's table and WHERE clause" if sql else "add the data rows, or `dvc pull` the real file",
+            fix="add the data rows, or `dvc pull` the real file",
         )
     repeated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
     if repeated:
