@@ -24,7 +24,7 @@ def test_stages_declare_inputs_params_outputs() -> None:
     config = _config()
     stages = yaml.safe_load(render(config, ProjectPaths.of(ROOT, "tabular/breast_cancer"))[0])["stages"]
     train = stages["train"]
-    assert train["cmd"] == "python -m shipyard.engine.stage tabular/breast_cancer train"
+    assert train["cmd"] == "sh pipelines/stage.sh tabular/breast_cancer train"
     assert train["wdir"] == "../../.."
     assert "data/tabular/breast_cancer/05_model_input/train.parquet" in train["deps"]
     assert "packages/shipyard-train/src/shipyard/train" in train["deps"]
@@ -95,3 +95,37 @@ def test_stage_command_errors(
     monkeypatch.setenv("SHIPYARD_ROOT", str(tmp_path))
     assert main(["stage", "tabular/breast_cancer", "ingest"]) == 2
     assert "params.yaml does not exist" in capsys.readouterr().err
+
+
+def test_compile_writes_the_stage_launcher(tmp_path: Path) -> None:
+    from shipyard.engine.compiler import LAUNCHER, launcher_text
+
+    compile_project(_config(), ProjectPaths.of(tmp_path, "tabular/breast_cancer"))
+    assert (tmp_path / LAUNCHER).read_text() == launcher_text()
+    (tmp_path / LAUNCHER).write_text("#!/bin/sh\nexit 1\n")
+    compile_project(_config(), ProjectPaths.of(tmp_path, "vision/digits"))
+    assert (tmp_path / LAUNCHER).read_text() == launcher_text(), "a stale launcher is rewritten"
+
+
+def test_stage_launcher_runs_the_python_that_started_it(tmp_path: Path) -> None:
+    """`sh pipelines/stage.sh` started by a Python (as DVC is) runs `shipyard stage` from that
+    Python's environment even when PATH holds neither it nor any other Shipyard."""
+    import os
+    import shutil
+
+    from shipyard.engine.compiler import LAUNCHER, stage_command
+
+    compile_project(_config(), ProjectPaths.of(tmp_path, "tabular/breast_cancer"))
+    venv_bin = str(Path(sys.executable).parent)
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p and Path(p) != Path(venv_bin))
+    assert shutil.which("shipyard", path=path) is None, "this test needs a PATH without Shipyard"
+    assert stage_command("tabular/breast_cancer", "trian") == f"sh {LAUNCHER} tabular/breast_cancer trian"
+    proc = subprocess.run(
+        ["sh", LAUNCHER, "tabular/breast_cancer", "trian"],
+        cwd=tmp_path,
+        env=dict(os.environ, PATH=path, SHIPYARD_ROOT=str(tmp_path)),
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("config error: unknown stage 'trian'"), proc.stderr

@@ -12,9 +12,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DTYPES", "format_summary", "run_checks"]
+__all__ = ["DTYPES", "format_summary", "non_finite_values", "non_numeric_values", "run_checks"]
 
 DTYPES = ("int", "float", "number", "str", "bool", "category")
+# A text column whose non-empty values are at least this share numbers is a numeric column with
+# a few typos, not a categorical one (a categorical of numeric codes has no stray words).
+MOSTLY_NUMERIC = 0.9
+# Text that means "no value" in a text column (pandas reads these as missing in a CSV already).
+_MISSING_TEXT = frozenset({"", "nan", "na", "n/a", "null", "none", "<na>"})
 
 
 def _fail(check: str, column: str | None, observed: Any, expected: Any) -> dict[str, Any]:
@@ -35,6 +40,52 @@ def _dtype_ok(series: pd.Series, dtype: str) -> bool:
             isinstance(s.dtype, pd.CategoricalDtype) or api.is_string_dtype(s) or api.is_object_dtype(s)
         ),
     }[dtype](series)
+
+
+def non_finite_values(frame: pd.DataFrame, columns: list[str]) -> dict[str, pd.Series]:
+    """The infinite values of each numeric column that has any (index -> value).
+
+    NaN is a missing value (imputed later); +-inf is not a number any model or baseline can use.
+    """
+    import numpy as np
+    import pandas as pd
+
+    found = {}
+    for name in columns:
+        series = frame[name]
+        if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+            continue
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = np.isinf(values)
+        if bad.any():
+            found[name] = series[bad]
+    return found
+
+
+def non_numeric_values(frame: pd.DataFrame, columns: list[str]) -> dict[str, tuple[pd.Series, int]]:
+    """Text columns that are numbers but for a few values: the stray values (index -> value)
+    and how many values are numbers. Such a column would otherwise become a categorical with
+    one category per number."""
+    import pandas as pd
+
+    found = {}
+    for name in columns:
+        series = frame[name]
+        if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+            continue
+        present = series.dropna()
+        sample = present.iloc[:: max(1, len(present) // 1000)]
+        if present.empty or not all(isinstance(v, str) for v in sample):
+            continue
+        if pd.to_numeric(sample, errors="coerce").notna().mean() < 0.5:
+            continue  # mostly words: a categorical (checked on an even sample, to stay cheap)
+        numbers = pd.to_numeric(present, errors="coerce")
+        missing_text = present.astype(str).str.strip().str.lower().isin(_MISSING_TEXT)
+        stray = present[numbers.isna() & ~missing_text]
+        counted = int(numbers.notna().sum())
+        if len(stray) and counted >= MOSTLY_NUMERIC * (counted + len(stray)):
+            found[name] = (stray, counted)
+    return found
 
 
 def _schema_failures(frame: pd.DataFrame, columns: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,14 +41,22 @@ def read_image_folder(source: dict[str, Any], root: Path) -> pd.DataFrame:
     mode = "L" if channels == 1 else "RGB"
     rows, keys, labels = [], [], []
     for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+        name = str(path.relative_to(root))
         try:
-            with Image.open(path) as image:
-                pixels = np.asarray(image.convert(mode).resize((width, height)), dtype=np.float32) / 255.0
+            with warnings.catch_warnings():
+                # Past MAX_IMAGE_PIXELS PIL only warns, then decodes it all: refuse it like a bomb.
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(path) as image:
+                    pixels = np.asarray(image.convert(mode).resize((width, height)), dtype=np.float32) / 255.0
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise DataError(
+                f"image {name} is too large to decode safely (a decompression bomb?): {exc}",
+                where=name,
+                fix=f"replace it with a smaller image (it is resized to {height}x{width} anyway), or delete it",
+            ) from exc
         except (UnidentifiedImageError, OSError) as exc:
             raise DataError(
-                f"image {path.relative_to(root)} cannot be decoded: {exc}",
-                where=str(path.relative_to(root)),
-                fix="replace or delete the file",
+                f"image {name} cannot be decoded: {exc}", where=name, fix="replace or delete the file"
             ) from exc
         pixels = pixels.reshape(height, width, channels).transpose(2, 0, 1)
         rows.append(pixels.reshape(-1))

@@ -71,14 +71,139 @@ def read_source(source: dict[str, Any], root: Path) -> pd.DataFrame:
             where=str(source["path"]),
             fix="create the file, `dvc pull` it, or fix data.source.path",
         )
+    name = str(source["path"])
+    if kind == "csv":
+        return _read_csv(path, name)
+    _refuse_duplicate_parquet_columns(path, name)
     try:
-        return pd.read_csv(path) if kind == "csv" else pd.read_parquet(path)
-    except Exception as exc:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises many types; each means an unreadable file
         raise DataError(
-            f"cannot read {kind} file {source['path']}: {exc}",
-            where=str(source["path"]),
-            fix=f"check that the file is valid {kind}",
+            f"cannot read parquet file {name}: {exc}", where=name, fix="check that the file is valid parquet"
         ) from exc
+
+
+def _read_csv(path: Path, name: str) -> pd.DataFrame:
+    """Read a CSV file, refusing what pandas would read wrongly or report obscurely."""
+    import pandas as pd
+
+    try:
+        # The header as written: pandas renames a repeated header (`age`, `age.1`) silently.
+        header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0].tolist()
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(
+            f"data file {name} is empty", where=name, fix="write a header line and rows, or `dvc pull` the real file"
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"data file {name} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}): "
+            "a binary, compressed or spreadsheet file?",
+            where=name,
+            fix="export the data as a UTF-8 CSV file, or set data.source.kind to the file's format",
+        ) from exc
+    except Exception as exc:  # pandas' parser errors name the line; pass them on
+        raise DataError(
+            f"cannot read csv file {name}: {exc}", where=name, fix="check that the file is valid csv"
+        ) from exc
+    repeated = sorted({str(h) for h in header if header.count(h) > 1})
+    if repeated:
+        positions = [i + 1 for i, h in enumerate(header) if h == repeated[0]]
+        others = f"; also repeated: {', '.join(map(repr, repeated[1:]))}" if len(repeated) > 1 else ""
+        raise DataError(
+            f"data file {name} has the column header {repeated[0]!r} {len(positions)} times "
+            f"(columns {', '.join(map(str, positions[:-1]))} and {positions[-1]}){others}",
+            where=name,
+            fix="rename or remove the repeated column(s) in the file's header line",
+        )
+    if len(frame.columns) == 1:
+        separator = next((sep for sep in (";", "\t", "|") if sep in str(frame.columns[0])), None)
+        if separator:
+            shown = "tab" if separator == "\t" else repr(separator)
+            raise DataError(
+                f"data file {name} reads as one column {str(frame.columns[0])[:60]!r}: "
+                f"its values are separated by {shown}, not commas",
+                where=name,
+                fix="save the file with commas between values (or as Parquet)",
+            )
+    return frame
+
+
+def _refuse_duplicate_parquet_columns(path: Path, name: str) -> None:
+    import pyarrow.parquet as pq
+
+    try:
+        columns = pq.read_schema(path).names
+    except Exception:  # noqa: BLE001 - an unreadable file is reported by the read that follows
+        return
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise DataError(
+            f"parquet file {name} has the column {repeated[0]!r} {columns.count(repeated[0])} times",
+            where=name,
+            fix="write the file with unique column names",
+        )
+
+
+def _source_name(source: dict[str, Any]) -> str:
+    """How an error names the source: its file, or its redacted database URL."""
+    if source.get("kind") == "sql":
+        from shipyard.data.sql import redact
+
+        return redact(str(source.get("url") or ""))
+    return str(source.get("path") or source.get("name") or source.get("kind"))
+
+
+def _rows_of(source: dict[str, Any], values: pd.Series, limit: int = 3) -> str:
+    """``'abc' (line 5), '?' (line 11)``: the first values with where they are in the source.
+
+    A CSV row is named by its line in the file (the header is line 1); other sources by row
+    number, counting from 1. Ingest keeps the source's row order, so the index says where.
+    """
+    csv = source.get("kind") == "csv"
+    unit, offset = ("line", 2) if csv else ("row", 1)
+    shown = [f"{_show(v)} ({unit} {int(i) + offset})" for i, v in values.head(limit).items()]
+    more = f" and {len(values) - limit} more" if len(values) > limit else ""
+    return ", ".join(shown) + more
+
+
+def _show(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _refuse_bad_values(frame: pd.DataFrame, features: list[str], target: str, source: dict[str, Any]) -> None:
+    """Infinite numbers anywhere, and numeric columns with a few words among the numbers."""
+    from shipyard.data.checks import non_finite_values, non_numeric_values
+
+    name = _source_name(source)
+    infinite = non_finite_values(frame, [*features, target])
+    if infinite:
+        column, values = next(iter(infinite.items()))
+        role = "target column" if column == target else "column"
+        raise DataError(
+            f"{role} {column!r} of {name} holds {len(values)} infinite value(s): {_rows_of(source, values)}"
+            + _also(list(infinite)[1:]),
+            where=name,
+            key="data.target" if column == target else None,
+            fix="remove those rows or fix their labels"
+            if column == target
+            else "replace them with finite numbers, or leave the cells empty (a missing value, imputed from the "
+            "training split)",
+        )
+    stray = non_numeric_values(frame, features)
+    if stray:
+        column, (values, numbers) = next(iter(stray.items()))
+        raise DataError(
+            f"column {column!r} of {name} holds numbers ({numbers}) and {len(values)} value(s) that are not: "
+            f"{_rows_of(source, values)}" + _also(list(stray)[1:]),
+            where=name,
+            fix=f"make every value of {column!r} a number (with . for decimals) or leave the cell empty (a missing "
+            "value, imputed from the training split), or drop the column with data.drop",
+        )
+
+
+def _also(columns: list[str]) -> str:
+    return f"; so do columns {', '.join(map(repr, columns))}" if columns else ""
 
 
 def fetch_raw(source: dict[str, Any], root: Path) -> Path | None:
@@ -116,7 +241,9 @@ def fetch_raw(source: dict[str, Any], root: Path) -> Path | None:
 def ingest(data: dict[str, Any], root: Path, aux: list[str] | None = None) -> pd.DataFrame:
     """Read the source and keep the key, the features, the target and the ``aux`` columns
     (a split's group or time column: kept, but not features), in that order."""
-    frame = read_source(dict(data["source"], shape=data.get("shape")), root)
+    source = dict(data["source"], shape=data.get("shape"))
+    frame = read_source(source, root)
+    _refuse_empty_or_repeated(frame, source)
     aux = [c for c in (aux or []) if c]
     for column in aux:
         if column not in frame.columns:
@@ -172,6 +299,7 @@ def ingest(data: dict[str, Any], root: Path, aux: list[str] | None = None) -> pd
                 value=column,
                 fix="use it as split.time_column, derive numeric features from it, or drop it with data.drop",
             )
+    _refuse_bad_values(frame, features, target, source)
     if frame[target].isna().any():
         raise DataError(
             f"target column {target!r} has {int(frame[target].isna().sum())} missing value(s)",
@@ -187,6 +315,35 @@ def ingest(data: dict[str, Any], root: Path, aux: list[str] | None = None) -> pd
             fix="make the product of data.shape equal the number of feature columns",
         )
     return frame[[key, *features, target, *aux]].reset_index(drop=True)
+
+
+def _refuse_empty_or_repeated(frame: pd.DataFrame, source: dict[str, Any]) -> None:
+    """No rows (a header-only file, a query that matches nothing), or repeated column names
+    (``SELECT a, a``): both would fail later, far from the cause."""
+    name = _source_name(source)
+    sql = source.get("kind") == "sql"
+    if len(frame) == 0 and sql:
+        query = bool(source.get("query"))
+        raise DataError(
+            f"the SQL {'query' if query else 'table'} on {name} returned no rows",
+            where=name,
+            key="data.source.query" if query else "data.source.table",
+            value=source.get("query") or source.get("table"),
+            fix="check the query's table and WHERE clause" if query else "fill the table, or name another one",
+        )
+    if len(frame) == 0:
+        raise DataError(
+            f"data file {name} has column headers but no rows",
+            where=name,
+            fix="add the data rows, or `dvc pull` the real file",
+        )
+    repeated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+    if repeated:
+        raise DataError(
+            f"{name} gives the column {repeated[0]!r} more than once",
+            where=name,
+            fix="alias the repeated column in the query (SELECT a, a AS a_copy ...)" if sql else "rename the column",
+        )
 
 
 def _prod(values: list[int]) -> int:

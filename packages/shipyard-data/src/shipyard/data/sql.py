@@ -11,7 +11,7 @@ from shipyard.core.errors import ConfigError, DataError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["read_sql", "resolve_url", "sqlite_file"]
+__all__ = ["read_sql", "redact", "resolve_url", "sqlite_file"]
 
 
 def resolve_url(url: str, root: Path) -> str:
@@ -31,7 +31,7 @@ def sqlite_file(source: dict[str, Any]) -> str | None:
     return None
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     try:
@@ -71,7 +71,7 @@ def read_sql(source: dict[str, Any], root: Path) -> pd.DataFrame:
         )
         raise DataError(
             f"{'cannot reach the database' if unreachable else 'the SQL query failed'}: {text}",
-            where=_redact(str(url)),
+            where=redact(str(url)),
             key="data.source.url" if unreachable else "data.source.query",
             value=None if unreachable else sql,
             fix="check the URL, that the server runs and accepts connections"

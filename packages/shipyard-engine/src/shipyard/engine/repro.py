@@ -1,11 +1,11 @@
 """Run a project's compiled pipeline with DVC.
 
 ``dvc repro`` decides what is stale (content hashes of deps, params and outs) and records the
-result in ``dvc.lock``. By default the stages' commands run inside this process instead of one
-Python process per stage: the command in ``dvc.yaml`` is unchanged (plain ``dvc repro`` still
-runs it as a subprocess), but ``make train`` pays for importing torch and Lightning once rather
-than once per stage. Multi-process training (DDP) always runs as a subprocess, because
-Lightning's launcher re-executes the stage command.
+result in ``dvc.lock``. By default the stages' commands (``sh pipelines/stage.sh TEAM/NAME
+STAGE``) run inside this process instead of one Python process per stage: the command in
+``dvc.yaml`` is unchanged (plain ``dvc repro`` still runs it as a subprocess), but ``make train``
+pays for importing torch and Lightning once rather than once per stage. Multi-process training
+(DDP) always runs as a subprocess, because Lightning's launcher re-executes the stage command.
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from shipyard.core.compose import dump
 from shipyard.core.errors import DataError, ShipyardError, StageError
 from shipyard.core.paths import ProjectPaths
 from shipyard.core.schema import ShipyardConfig
+from shipyard.engine.compiler import stage_command
 
 __all__ = ["ReproResult", "ensure_raw_data", "reproduce"]
 
-_STAGE_CMD = ["python", "-m", "shipyard.engine.stage"]
+_STAGE_CMD = shlex.split(stage_command("TEAM/NAME", "STAGE"))[:-2]
 
 
 class ReproResult:
@@ -114,13 +115,14 @@ def reproduce(
 
     def _run(executable: Any, cmd: str, **kwargs: Any) -> None:
         argv = shlex.split(cmd)
-        stage = argv[-1] if argv[:3] == _STAGE_CMD and len(argv) == 5 else None
+        ours = argv[: len(_STAGE_CMD)] == _STAGE_CMD and len(argv) == len(_STAGE_CMD) + 2
+        stage = argv[-1] if ours else None
         ran.append(stage or cmd)
         say(f"▶ {stage or cmd}")
         if stage is None or not in_process or _needs_subprocess(config, stage):
             original(executable, cmd, **kwargs)
             return
-        run_stage(Path(kwargs["cwd"]), argv[3], stage)
+        run_stage(Path(kwargs["cwd"]), argv[-2], stage)
 
     dvc_run._run = _run
     try:

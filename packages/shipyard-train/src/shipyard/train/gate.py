@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from shipyard.core.errors import DataError
 from shipyard.core.features import Preprocessor
 from shipyard.core.schema import GateConf
 from shipyard.train.metrics import compute_metrics
@@ -40,9 +41,31 @@ def _baseline(kind: str, task: str) -> Any:
     return Ridge(alpha=1.0) if task == "regression" else LogisticRegression(max_iter=2000)
 
 
+def _require_finite(x: np.ndarray, pre: Preprocessor, split: str) -> None:
+    """scikit-learn refuses NaN and infinity with a traceback; name the feature instead.
+
+    Ingest refuses infinite values, but a finite one can still overflow: a value beyond float32's
+    range (about 3.4e38) with ``preprocess.numeric: none`` becomes infinity in the model input.
+    """
+    bad = ~np.isfinite(x).all(axis=0)
+    if not bad.any():
+        return
+    # The model input holds the numeric features first, then the (always finite) encodings.
+    names = [pre.numeric_features[j] for j in np.flatnonzero(bad) if j < len(pre.numeric_features)]
+    rows = int((~np.isfinite(x)).any(axis=1).sum())
+    raise DataError(
+        f"feature(s) {', '.join(map(repr, names or ['?']))} of the {split} split are not finite numbers after "
+        f"preprocessing ({rows} row(s)): values too large for float32, or infinite",
+        key=names[0] if names else None,
+        fix="fix or rescale the column in the data (|value| < 3.4e38), or set preprocess.numeric=standard",
+    )
+
+
 def baseline_metrics(train: pd.DataFrame, test: pd.DataFrame, pre: Preprocessor, kind: str) -> dict[str, float]:
     """Test metrics of a scikit-learn baseline fitted on the same training split and features."""
     x_train, x_test = pre.transform(train), pre.transform(test)
+    _require_finite(x_train, pre, "training")
+    _require_finite(x_test, pre, "test")
     y_train = pre.encode_target(train[pre.target].tolist())
     model = _baseline(kind, pre.task).fit(x_train, y_train)
     if pre.task == "regression":
