@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "BIN",
@@ -34,6 +35,7 @@ __all__ = [
     "child_cpu",
     "make_sandbox",
     "run",
+    "train_project",
 ]
 
 REPO = Path(__file__).resolve().parents[1]
@@ -136,3 +138,31 @@ def make_sandbox(parent: Path, snapshot: bool = True) -> Path:
     run(["git", "init", "-q"], root, env)
     run([str(BIN / "dvc"), "init", "-q"], root, env)
     return root
+
+
+def train_project(project: str, overrides: list[str], root: Path, workdir: Path, max_epochs: int | None = None) -> Any:
+    """Train ``project`` as its pipeline would (fetch, ingest, split, fit preprocessing, train) with
+    the config composed from ``REPO``'s conf/ and the raw data under ``root``; return the
+    :class:`shipyard.data.Prepared` splits and the trained bundle."""
+    import dataclasses
+
+    from shipyard.core.compose import compose
+    from shipyard.data import prepare
+    from shipyard.train.fit import train_model
+
+    cfg = compose(project, [*overrides, "trainer.progress_bar=false"], root=REPO)
+    if max_epochs is not None:
+        cfg.trainer = dataclasses.replace(cfg.trainer, max_epochs=min(cfg.trainer.max_epochs, max_epochs))
+    data = prepare(cfg, root)
+    result = train_model(
+        data.train,
+        data.val,
+        data.state,
+        model=cfg.model,
+        optim=cfg.optim,
+        trainer=cfg.trainer,
+        seed=cfg.seed,
+        project=cfg.project,
+        workdir=workdir / "train",
+    )
+    return cfg, data, result.bundle

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import REPO, BenchError
+from _common import REPO, BenchError, train_project
 
 # (label, project, overrides). The wide MLP is a model whose weights dominate its file: the
 # example models are a few kB, where the flatbuffer's fixed part (tensor names, op graph,
@@ -41,33 +41,12 @@ LATENCY_BUDGET = 0.5
 SIZE_BUDGET = 0.3
 
 
-def train_bundle(project: str, overrides: list[str], workdir: Path, max_epochs: int) -> tuple[Path, Any, dict]:
+def train_bundle(project: str, overrides: list[str], workdir: Path, max_epochs: int) -> tuple[Path, Any, Any]:
     """Train ``project`` as its pipeline would (fetch, ingest, split, fit preprocessing, train)."""
-    from shipyard.core.compose import compose, to_dict
-    from shipyard.data.preprocess import fit_preprocessor
-    from shipyard.data.sources import fetch_raw, ingest
-    from shipyard.data.split import split_frame
-    from shipyard.train.fit import train_model
-
-    config = to_dict(compose(project, [*overrides, "trainer.progress_bar=false"], root=REPO))
-    trainer = dict(config["trainer"], max_epochs=min(int(config["trainer"]["max_epochs"]), max_epochs))
-    data, split = config["data"], config["split"]
-    aux = [c for c in (split.get("group_column"), split.get("time_column")) if c]
-    fetch_raw(data["source"], workdir)
-    frame = ingest(data, workdir, aux)
-    train, val, test, _ = split_frame(frame, split, data, config["project"]["task"], config["seed"])
-    state = fit_preprocessor(train, data, config["preprocess"], config["project"]["task"], aux)
-    conf = {
-        "model": config["model"],
-        "optim": config["optim"],
-        "trainer": trainer,
-        "seed": config["seed"],
-        "project": {k: config["project"][k] for k in ("name", "team", "task")},
-    }
-    result = train_model(train, val, state, conf, workdir / "train")
+    cfg, data, bundle = train_project(project, overrides, workdir, workdir, max_epochs)
     bundle_dir = workdir / "bundle"
-    result.bundle.save(bundle_dir)
-    return bundle_dir, test, config["deploy"]["edge"]
+    bundle.save(bundle_dir)
+    return bundle_dir, data.test, cfg.deploy.edge
 
 
 def run_case(label: str, project: str, overrides: list[str], parent: Path, args: argparse.Namespace) -> dict:

@@ -45,22 +45,17 @@ n_trials: 8
 
 def write_inputs(root: Path) -> None:
     """The split and fitted preprocessing `make train` would leave (same functions)."""
-    from shipyard.core.compose import compose, to_dict
+    from shipyard.core.compose import compose
     from shipyard.core.paths import ProjectPaths
-    from shipyard.data import fetch_raw, fit_preprocessor, ingest, split_frame
+    from shipyard.data import prepare
 
-    config = to_dict(compose(PROJECT, root=root))
+    data = prepare(compose(PROJECT, root=root), root)
     paths = ProjectPaths.of(root, PROJECT)
-    data, task = config["data"], config["project"]["task"]
-    fetch_raw(data["source"], root)
-    frame = ingest(data, root)
-    train, val, test, _ = split_frame(frame, config["split"], data, task, config["seed"])
     paths.layer("05_model_input").mkdir(parents=True, exist_ok=True)
-    for name, part in (("train", train), ("val", val), ("test", test)):
+    for name, part in (("train", data.train), ("val", data.val), ("test", data.test)):
         part.to_parquet(paths.layer("05_model_input") / f"{name}.parquet", index=False)
     paths.layer("06_models").mkdir(parents=True, exist_ok=True)
-    state = fit_preprocessor(train, data, config["preprocess"], task)
-    (paths.layer("06_models") / "preprocessor.json").write_text(json.dumps(state))
+    (paths.layer("06_models") / "preprocessor.json").write_text(json.dumps(data.state))
 
 
 def _reset(root: Path) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from shipyard.core.compose import load
 from shipyard.data.sources import fetch_raw
 
 from .conftest import ROOT, Repo, cli_env, make_repo
@@ -45,8 +46,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Repo, subprocess.
     that holds neither the virtualenv nor any Shipyard."""
     repo = make_repo(tmp_path_factory.mktemp("fidelity") / "repo")
     repo.run("compile", BC, "trainer.max_epochs=2", "trainer.progress_bar=false", "gate.enabled=false")
-    params = yaml.safe_load((repo.path / "pipelines" / BC / "params.yaml").read_text())
-    assert fetch_raw(params["data"]["source"], repo.path) is not None
+    params = load(yaml.safe_load((repo.path / "pipelines" / BC / "params.yaml").read_text()), repo.path)
+    assert fetch_raw(params.data.source, repo.path) is not None
     path = _path_without_venv()
     assert shutil.which("shipyard", path=path) is None, "the test needs a PATH without Shipyard"
     python = shutil.which("python", path=path)

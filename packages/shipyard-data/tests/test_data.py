@@ -1,16 +1,34 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from shipyard.core.compose import section
 from shipyard.core.errors import ConfigError, DataError
 from shipyard.core.features import Preprocessor
-from shipyard.core.schema import SplitConf, SplitKind
-from shipyard.data import fetch_raw, fit_preprocessor, ingest, split_frame
+from shipyard.core.schema import DataConf, PreprocessConf, SourceConf, SplitConf, SplitKind
+from shipyard.data import fetch_raw as _fetch_raw
+from shipyard.data import fit_preprocessor as _fit
+from shipyard.data import ingest as _ingest
+from shipyard.data import split_frame
+
+
+# The layer functions take typed sections; these tests spell configs as plain data.
+def ingest(data: Any, root: Path, aux: list[str] | None = None) -> pd.DataFrame:
+    return _ingest(section(DataConf, data, "data"), root, aux)
+
+
+def fetch_raw(source: Any, root: Path) -> Path | None:
+    return _fetch_raw(section(SourceConf, source, "data.source"), root)
+
+
+def fit_preprocessor(train: pd.DataFrame, data: Any, prep: Any, task: str, aux: list[str] | None = None) -> Any:
+    return _fit(train, data["target"], data.get("shape"), section(PreprocessConf, prep, "preprocess"), task, aux)
 
 
 def _csv(tmp_path: Path, frame: pd.DataFrame) -> dict[str, object]:
@@ -36,7 +54,7 @@ def test_ingest_orders_key_features_target(tmp_path: Path) -> None:
         ({"key": "id"}, "key column 'id' is not in the data"),
         ({"features": ["a", "c"]}, "feature column 'c' is not in the data"),
         ({"source": {"kind": "csv", "path": "missing.csv"}}, "data file missing.csv does not exist"),
-        ({"source": {"kind": "xlsx", "path": "d.csv"}}, "unknown data source kind 'xlsx'"),
+        ({"source": {"kind": "xlsx", "path": "d.csv"}}, "data.source.kind: 'xlsx' is not allowed"),
         ({"source": {"kind": "sklearn", "name": "iriss"}}, 'did you mean "iris"'),
     ],
 )

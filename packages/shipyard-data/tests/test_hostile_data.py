@@ -15,9 +15,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
+from shipyard.core.compose import section
 from shipyard.core.errors import DataError
+from shipyard.core.schema import DataConf
 from shipyard.data.checks import non_finite_values, non_numeric_values
-from shipyard.data.sources import ingest
+from shipyard.data.sources import ingest as _ingest
+
+
+# The layer functions take typed sections; these tests spell configs as plain data.
+def ingest(data: Any, root: Path, aux: list[str] | None = None) -> pd.DataFrame:
+    return _ingest(section(DataConf, data, "data"), root, aux)
 
 
 def _frame(n: int = 40) -> pd.DataFrame:

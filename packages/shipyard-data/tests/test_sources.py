@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from shipyard.core.compose import section
 from shipyard.core.errors import DataError
-from shipyard.data.sources import fetch_raw, ingest
+from shipyard.core.schema import DataConf, SourceConf
+from shipyard.data.sources import fetch_raw as _fetch_raw
+from shipyard.data.sources import ingest as _ingest
+
+
+# The layer functions take typed sections; these tests spell configs as plain data.
+def ingest(data: Any, root: Path, aux: list[str] | None = None) -> pd.DataFrame:
+    return _ingest(section(DataConf, data, "data"), root, aux)
+
+
+def fetch_raw(source: Any, root: Path) -> Path | None:
+    return _fetch_raw(section(SourceConf, source, "data.source"), root)
 
 
 def _db(tmp_path: Path) -> None:

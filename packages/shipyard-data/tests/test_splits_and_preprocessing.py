@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from shipyard.core.compose import section
 from shipyard.core.errors import DataError
 from shipyard.core.features import Preprocessor
-from shipyard.core.schema import SplitConf, SplitKind
-from shipyard.data.preprocess import fit_preprocessor
+from shipyard.core.schema import PreprocessConf, SplitConf, SplitKind
+from shipyard.data.preprocess import fit_preprocessor as _fit
 from shipyard.data.split import check_split_hygiene, split_frame
 
 
@@ -28,6 +29,10 @@ def frame(n: int, groups: int = 20) -> pd.DataFrame:
             "when": pd.date_range("2024-01-01", periods=n, freq="h").strftime("%Y-%m-%d %H:%M")[rng.permutation(n)],
         }
     )
+
+
+def fit_preprocessor(train: pd.DataFrame, data: Any, prep: Any, task: str, aux: list[str] | None = None) -> Any:
+    return _fit(train, data["target"], data.get("shape"), section(PreprocessConf, prep, "preprocess"), task, aux)
 
 
 def conf(kind: str, val: float, test: float, **extra: Any) -> SplitConf:

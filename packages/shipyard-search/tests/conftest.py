@@ -31,22 +31,17 @@ QUIET = {
 
 def _write_inputs(root: Path, project: str) -> None:
     """What `make train`'s split and fit_preprocessing stages leave behind."""
-    from shipyard.core.compose import compose, to_dict
+    from shipyard.core.compose import compose
     from shipyard.core.paths import ProjectPaths
-    from shipyard.data import fetch_raw, fit_preprocessor, ingest, split_frame
+    from shipyard.data import prepare
 
-    typed = compose(project, root=root)
-    config = to_dict(typed)
+    prepared = prepare(compose(project, root=root), root)
+    train, val, test, state = prepared.train, prepared.val, prepared.test, prepared.state
     paths = ProjectPaths.of(root, project)
-    data, task = config["data"], config["project"]["task"]
-    fetch_raw(data["source"], root)
-    frame = ingest(data, root)
-    train, val, test, _ = split_frame(frame, typed.split, typed.data.target, task, typed.seed)
     folder = paths.layer("05_model_input")
     folder.mkdir(parents=True, exist_ok=True)
     for name, part in (("train", train), ("val", val), ("test", test)):
         part.to_parquet(folder / f"{name}.parquet", index=False)
-    state = fit_preprocessor(train, data, config["preprocess"], task)
     paths.layer("06_models").mkdir(parents=True, exist_ok=True)
     (paths.layer("06_models") / "preprocessor.json").write_text(json.dumps(state))
 

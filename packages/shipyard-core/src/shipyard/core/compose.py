@@ -23,14 +23,15 @@ import typing
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from shipyard.core.errors import ConfigError, did_you_mean
 from shipyard.core.paths import parse_project
 from shipyard.core.schema import ModelConf, ParamConf, ShipyardConfig, register_schemas
 
-__all__ = ["compose", "config_files", "dump", "list_projects", "load", "to_dict"]
+__all__ = ["compose", "config_files", "dump", "list_projects", "load", "section", "to_dict"]
 
+_T = TypeVar("_T")
 _GROUPS = ("data", "checks", "split", "model", "trainer", "gate", "search", "env", "team", "project", "experiment")
 # Sections whose content is checked by its own schema after composing (a model's registered
 # parameters, a search space's entries): Hydra may add keys there without a leading '+'.
@@ -74,6 +75,7 @@ class _Locator:
     project: str
     overrides: list[str]
     choices: dict[str, str]
+    search_files: bool = True  # False: data that came from no config file (the Python API)
 
     def override(self, key: str) -> str | None:
         key = re.sub(r"\[\d+\]", "", key)
@@ -106,6 +108,8 @@ class _Locator:
         item = self.override(key)
         if item is not None:
             return f"override {item!r}"
+        if not self.search_files:
+            return None
         for path in self.files(key):
             if path.is_file() and _sets(path, key, self.root):
                 return path.relative_to(self.root).as_posix()
@@ -569,6 +573,22 @@ def _value_checker(cfg: ShipyardConfig, root: Path, locate: _Locator) -> Any:
                 ) from exc
 
     return check
+
+
+def section(schema: type[_T], data: Any = None, key: str = "") -> _T:
+    """One typed section from plain data (missing keys take the schema's defaults), checked
+    against its types, allowed values and bounds: for the Python API, tests and notebooks."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+    from shipyard.core.rules import check_bounds
+
+    locate = _Locator(Path("."), "", [], {}, search_files=False)
+    try:
+        typed: _T = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), data or {}))  # type: ignore[assignment]
+    except OmegaConfBaseException as exc:
+        raise _schema_error(exc, locate, prefix=f"{key}." if key else "", schema=schema) from exc
+    check_bounds(typed, f"{key}." if key else "")
+    return typed
 
 
 def load(data: dict[str, Any], root: Path) -> ShipyardConfig:

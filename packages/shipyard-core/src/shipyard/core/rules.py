@@ -204,6 +204,14 @@ def _source(cfg: ShipyardConfig) -> None:
                 None,
                 f"set data.source.{name}",
             )
+    shape = cfg.data.shape
+    if source.kind == SourceKind.images and (not shape or len(shape) != 3 or shape[0] not in (1, 3)):
+        raise _err(
+            "data.shape",
+            "an image folder needs data.shape [channels (1 or 3), height, width]",
+            shape,
+            "set data.shape, e.g. [1, 28, 28] for grey or [3, 32, 32] for colour images",
+        )
     if source.kind == SourceKind.sql and bool(source.query) == bool(source.table):
         raise _err(
             "data.source.query",
@@ -280,7 +288,8 @@ def _checks(cfg: ShipyardConfig) -> None:
             if not ok:
                 raise _err(f"{key}.quantiles", f"{key}.quantiles: {q!r} is not a quantile", q, 'use "0.5" style keys')
     for key, pair in pairs:
-        if pair is not None and (len(pair) != 2 or pair[0] > pair[1]):
+        numbers = pair is None or all(isinstance(v, int | float) and not isinstance(v, bool) for v in pair)
+        if pair is not None and (not numbers or len(pair) != 2 or pair[0] > pair[1]):
             raise _err(key, f"{key} must be [low, high] with low <= high", pair, "write two numbers, e.g. [0.1, 0.9]")
 
 

@@ -80,6 +80,14 @@ class SourceKind(StrEnum):
     sklearn = "sklearn"
 
 
+class SklearnSet(StrEnum):
+    breast_cancer = "breast_cancer"
+    digits = "digits"
+    iris = "iris"
+    wine = "wine"
+    diabetes = "diabetes"
+
+
 class SplitKind(StrEnum):
     random = "random"
     stratified = "stratified"
@@ -234,7 +242,7 @@ class ProjectConf:
 class SourceConf:
     kind: SourceKind = opt(MISSING, "where the raw data comes from")
     path: str | None = opt(None, "csv, parquet, images: a file (or folder of class sub-folders) inside the repository")
-    name: str | None = opt(None, "sklearn: the bundled data set (breast_cancer, digits, iris, wine, diabetes)")
+    name: SklearnSet | None = opt(None, "sklearn: a data set bundled with scikit-learn")
     url: str | None = opt(None, "sql: a SQLAlchemy URL (sqlite:///relative/path.db is relative to the repository)")
     query: str | None = opt(None, "sql: a SELECT statement")
     table: str | None = opt(None, "sql: a whole table")
@@ -261,7 +269,9 @@ class ColumnCheckConf:
     unique: bool = opt(False, "no value twice")
     max_null_fraction: float | None = opt(None, "largest share of empty cells", ge=0, le=1)
     mean: list[float] | None = opt(None, "[low, high] bounds of the column's mean")
-    quantiles: dict[str, list[float]] = opt({}, 'bounds of quantiles, e.g. {"0.5": [low, high]}')
+    # list[Any]: OmegaConf cannot type the items of a list inside a dict (ints are refused as
+    # floats there); the rules check that each bound pair holds two numbers.
+    quantiles: dict[str, list[Any]] = opt({}, 'bounds of quantiles, e.g. {"0.5": [low, high]}')
     most_frequent: Any = opt(None, "the value that must be the most frequent")
 
 

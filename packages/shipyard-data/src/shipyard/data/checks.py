@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from shipyard.core.schema import Action, ChecksConf, ColumnCheckConf
+
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DTYPES", "format_summary", "non_finite_values", "non_numeric_values", "run_checks"]
-
-DTYPES = ("int", "float", "number", "str", "bool", "category")
+__all__ = ["format_summary", "non_finite_values", "non_numeric_values", "run_checks"]
 # A text column whose non-empty values are at least this share numbers is a numeric column with
 # a few typos, not a categorical one (a categorical of numeric codes has no stray words).
 MOSTLY_NUMERIC = 0.9
@@ -88,7 +88,7 @@ def non_numeric_values(frame: pd.DataFrame, columns: list[str]) -> dict[str, tup
     return found
 
 
-def _schema_failures(frame: pd.DataFrame, columns: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def _schema_failures(frame: pd.DataFrame, columns: dict[str, ColumnCheckConf]) -> list[dict[str, Any]]:
     """Required columns, allowed values, ranges and uniqueness, through pandera."""
     failures: list[dict[str, Any]] = []
     if not columns:
@@ -99,19 +99,19 @@ def _schema_failures(frame: pd.DataFrame, columns: dict[str, dict[str, Any]]) ->
     spec = {}
     for name, rule in columns.items():
         if name not in frame.columns:
-            if rule.get("required", True):
+            if rule.required:
                 failures.append(_fail("required column", name, "missing", "present"))
             continue
-        if rule.get("dtype") and not _dtype_ok(frame[name], rule["dtype"]):
-            failures.append(_fail("dtype", name, str(frame[name].dtype), rule["dtype"]))
+        if rule.dtype and not _dtype_ok(frame[name], str(rule.dtype)):
+            failures.append(_fail("dtype", name, str(frame[name].dtype), str(rule.dtype)))
         checks = []
-        if rule.get("allowed") is not None:
-            checks.append(pa.Check.isin(list(rule["allowed"])))
-        if rule.get("min") is not None:
-            checks.append(pa.Check.ge(rule["min"]))
-        if rule.get("max") is not None:
-            checks.append(pa.Check.le(rule["max"]))
-        spec[name] = pa.Column(checks=checks, nullable=True, unique=bool(rule.get("unique")), required=False)
+        if rule.allowed is not None:
+            checks.append(pa.Check.isin(list(rule.allowed)))
+        if rule.min is not None:
+            checks.append(pa.Check.ge(rule.min))
+        if rule.max is not None:
+            checks.append(pa.Check.le(rule.max))
+        spec[name] = pa.Column(checks=checks, nullable=True, unique=rule.unique, required=False)
     if not spec:
         return failures
     try:
@@ -119,7 +119,7 @@ def _schema_failures(frame: pd.DataFrame, columns: dict[str, dict[str, Any]]) ->
     except SchemaErrors as errors:
         cases = errors.failure_cases
         for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=True):
-            rule = columns.get(str(column), {})
+            rule = columns.get(str(column), ColumnCheckConf())
             values = group["failure_case"].astype(str).unique().tolist()
             name = str(check).split("(")[0]
             label = {
@@ -129,39 +129,39 @@ def _schema_failures(frame: pd.DataFrame, columns: dict[str, dict[str, Any]]) ->
                 "field_uniqueness": "unique",
             }.get(name, "unique" if "unique" in name else name)
             expected = {
-                "allowed values": f"one of {rule.get('allowed')}",
-                "min": f">= {rule.get('min')}",
-                "max": f"<= {rule.get('max')}",
+                "allowed values": f"one of {rule.allowed}",
+                "min": f">= {rule.min}",
+                "max": f"<= {rule.max}",
                 "unique": "no repeated value",
             }.get(label, str(check))
             failures.append(_fail(label, str(column), f"{len(group)} row(s), e.g. {values[:3]}", expected))
     return failures
 
 
-def _distribution_failures(frame: pd.DataFrame, columns: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def _distribution_failures(frame: pd.DataFrame, columns: dict[str, ColumnCheckConf]) -> list[dict[str, Any]]:
     failures = []
     for name, rule in columns.items():
         if name not in frame.columns:
             continue
         series = frame[name]
-        if rule.get("max_null_fraction") is not None:
+        if rule.max_null_fraction is not None:
             share = float(series.isna().mean())
-            if share > rule["max_null_fraction"]:
-                failures.append(_fail("nulls", name, round(share, 4), f"<= {rule['max_null_fraction']}"))
-        if rule.get("mean") is not None:
-            low, high = rule["mean"]
+            if share > rule.max_null_fraction:
+                failures.append(_fail("nulls", name, round(share, 4), f"<= {rule.max_null_fraction}"))
+        if rule.mean is not None:
+            low, high = rule.mean
             mean = float(series.mean())
             if not low <= mean <= high:
                 failures.append(_fail("mean", name, round(mean, 6), f"in [{low}, {high}]"))
-        for q, (low, high) in (rule.get("quantiles") or {}).items():
+        for q, (low, high) in rule.quantiles.items():
             value = float(series.quantile(float(q)))
             if not low <= value <= high:
                 failures.append(_fail(f"quantile {q}", name, round(value, 6), f"in [{low}, {high}]"))
-        if rule.get("most_frequent") is not None:
+        if rule.most_frequent is not None:
             top = series.mode(dropna=True)
             observed = str(top.iloc[0]) if len(top) else None
-            if observed != str(rule["most_frequent"]):
-                failures.append(_fail("most frequent value", name, observed, str(rule["most_frequent"])))
+            if observed != str(rule.most_frequent):
+                failures.append(_fail("most frequent value", name, observed, str(rule.most_frequent)))
     return failures
 
 
@@ -213,31 +213,28 @@ def _leakage(frame: pd.DataFrame, features: list[str], target: str, task: str) -
     return sorted(scores, key=lambda s: -s[1])
 
 
-def run_checks(frame: pd.DataFrame, checks: dict[str, Any], target: str, task: str, aux: list[str]) -> dict[str, Any]:
+def run_checks(frame: pd.DataFrame, checks: ChecksConf, target: str, task: str, aux: list[str]) -> dict[str, Any]:
     """Run every configured check on the ingested frame; return the report."""
     key = str(frame.columns[0])
     features = [c for c in frame.columns[1:] if c != target and c not in aux]
-    columns = {str(k): dict(v) for k, v in (checks.get("columns") or {}).items()}
+    columns = {str(k): v for k, v in checks.columns.items()}
     failures: list[dict[str, Any]] = []
     warnings: list[dict[str, Any]] = []
     failures += _schema_failures(frame, columns)
     failures += _distribution_failures(frame, columns)
 
-    limit = float(checks.get("max_null_fraction", 1.0))
+    limit = checks.max_null_fraction
     for name in frame.columns:
         share = float(frame[name].isna().mean())
-        if share > limit and columns.get(name, {}).get("max_null_fraction") is None:
+        if share > limit and (name not in columns or columns[name].max_null_fraction is None):
             failures.append(_fail("nulls", name, round(share, 4), f"<= {limit}"))
 
     duplicated = float(frame.drop(columns=[key]).duplicated().mean()) if len(frame) else 0.0
-    if duplicated > float(checks.get("max_duplicate_fraction", 0.0)):
-        failures.append(
-            _fail(
-                "duplicates", None, f"{duplicated:.2%} of rows", f"<= {checks.get('max_duplicate_fraction', 0.0):.2%}"
-            )
-        )
+    if duplicated > checks.max_duplicate_fraction:
+        expected = f"<= {checks.max_duplicate_fraction:.2%}"
+        failures.append(_fail("duplicates", None, f"{duplicated:.2%} of rows", expected))
 
-    balance = checks.get("class_balance")
+    balance = checks.class_balance
     if balance and task != "regression":
         low, high = balance
         shares = frame[target].value_counts(normalize=True)
@@ -247,18 +244,18 @@ def run_checks(frame: pd.DataFrame, checks: dict[str, Any], target: str, task: s
                     _fail("class balance", target, f"class {cls!r}: {share:.2%}", f"in [{low:.2%}, {high:.2%}]")
                 )
 
-    corr = checks.get("correlation") or {}
-    if corr.get("threshold") is not None:
-        for a, b, value in _correlated_pairs(frame, features, float(corr["threshold"])):
-            entry = _fail("correlated features", f"{a} ~ {b}", value, f"|r| < {corr['threshold']}")
-            (failures if corr.get("action", "warn") == "fail" else warnings).append(entry)
+    corr = checks.correlation
+    if corr.threshold is not None:
+        for a, b, value in _correlated_pairs(frame, features, corr.threshold):
+            entry = _fail("correlated features", f"{a} ~ {b}", value, f"|r| < {corr.threshold}")
+            (failures if corr.action == Action.fail else warnings).append(entry)
 
-    leak = checks.get("leakage") or {}
-    if leak.get("threshold") is not None and len(frame) >= 30:
+    leak = checks.leakage
+    if leak.threshold is not None and len(frame) >= 30:
         for name, score in _leakage(frame, features, target, task):
-            if score >= float(leak["threshold"]):
-                entry = _fail("target leakage", name, score, f"single-feature score < {leak['threshold']}")
-                (failures if leak.get("action", "fail") == "fail" else warnings).append(entry)
+            if score >= leak.threshold:
+                entry = _fail("target leakage", name, score, f"single-feature score < {leak.threshold}")
+                (failures if leak.action == Action.fail else warnings).append(entry)
 
     return {
         "passed": not failures,

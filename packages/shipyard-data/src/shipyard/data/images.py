@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from shipyard.core.errors import ConfigError, DataError
+from shipyard.core.errors import DataError
+from shipyard.core.schema import SourceConf
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -16,26 +17,17 @@ __all__ = ["IMAGE_SUFFIXES", "read_image_folder"]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
-def read_image_folder(source: dict[str, Any], root: Path) -> pd.DataFrame:
-    """One row per image: ``path`` (the key), ``pixel_<i>`` features in [0, 1], ``label``."""
+def read_image_folder(source: SourceConf, shape: list[int], root: Path) -> pd.DataFrame:
+    """One row per image: ``path`` (the key), ``pixel_<i>`` features in [0, 1], ``label``.
+    ``shape`` is ``data.shape`` [channels (1 or 3), height, width] (checked by the schema's rules)."""
     import numpy as np
     import pandas as pd
     from PIL import Image, UnidentifiedImageError
 
-    shape = source.get("shape")
-    if not shape or len(shape) != 3 or shape[0] not in (1, 3):
-        raise ConfigError(
-            "an image folder needs data.shape [channels (1 or 3), height, width]",
-            key="data.shape",
-            value=shape,
-            fix="e.g. shape: [1, 28, 28]",
-        )
-    folder = root / str(source.get("path") or "")
-    if not source.get("path") or not folder.is_dir():
+    folder = root / str(source.path)
+    if not folder.is_dir():
         raise DataError(
-            f"image folder {source.get('path')} does not exist",
-            where=str(source.get("path")),
-            fix="fix data.source.path",
+            f"image folder {source.path} does not exist", where=str(source.path), fix="fix data.source.path"
         )
     channels, height, width = (int(v) for v in shape)
     mode = "L" if channels == 1 else "RGB"
@@ -64,7 +56,7 @@ def read_image_folder(source: dict[str, Any], root: Path) -> pd.DataFrame:
         labels.append(path.relative_to(folder).parts[0])
     if not rows:
         raise DataError(
-            f"image folder {source['path']} holds no images", where=str(source["path"]), fix="one sub-folder per class"
+            f"image folder {source.path} holds no images", where=str(source.path), fix="one sub-folder per class"
         )
     frame = pd.DataFrame(np.stack(rows), columns=[f"pixel_{i}" for i in range(len(rows[0]))])
     frame.insert(0, "path", keys)

@@ -4,28 +4,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from shipyard.core.errors import ConfigError, DataError
+from shipyard.core.errors import DataError
 from shipyard.core.features import Preprocessor
+from shipyard.core.schema import Imputation, PreprocessConf, Scaling
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CATEGORICAL_ENCODINGS", "IMPUTERS", "NUMERIC_METHODS", "feature_columns", "fit_preprocessor"]
-
-NUMERIC_METHODS = ("standard", "minmax", "none")
-IMPUTERS = ("median", "mean", "zero")
-CATEGORICAL_ENCODINGS = ("onehot", "ordinal")
+__all__ = ["feature_columns", "fit_preprocessor"]
 
 
 def feature_columns(frame: pd.DataFrame, target: str, aux: list[str]) -> list[str]:
     """The feature columns of an ingested frame: all but the key (first), target and aux."""
     return [c for c in frame.columns[1:] if c != target and c not in aux]
-
-
-def _choice(value: str, allowed: tuple[str, ...], key: str) -> str:
-    if value not in allowed:
-        raise ConfigError(f"unknown {key} {value!r}", key=key, value=value, fix="use one of: " + ", ".join(allowed))
-    return value
 
 
 def is_categorical(column: pd.Series) -> bool:
@@ -35,33 +26,34 @@ def is_categorical(column: pd.Series) -> bool:
 
 
 def fit_preprocessor(
-    train: pd.DataFrame, data: dict[str, Any], preprocess: dict[str, Any], task: str, aux: list[str] | None = None
+    train: pd.DataFrame,
+    target: str,
+    shape: list[int] | None,
+    preprocess: PreprocessConf,
+    task: str,
+    aux: list[str] | None = None,
 ) -> dict[str, Any]:
     """Return the JSON state of a :class:`Preprocessor` fitted on ``train`` (and nothing else)."""
     import numpy as np
 
-    method = _choice(preprocess["numeric"], NUMERIC_METHODS, "preprocess.numeric")
-    impute = _choice(preprocess.get("impute", "median"), IMPUTERS, "preprocess.impute")
-    encoding = _choice(preprocess.get("categorical", "onehot"), CATEGORICAL_ENCODINGS, "preprocess.categorical")
-    max_categories = int(preprocess.get("max_categories", 50))
-    target = data["target"]
+    method, impute, max_categories = preprocess.numeric, preprocess.impute, preprocess.max_categories
     features = feature_columns(train, target, list(aux or []))
     categorical = [c for c in features if is_categorical(train[c])]
     numeric = [c for c in features if c not in categorical]
 
     x = train[numeric].to_numpy(dtype=np.float64) if numeric else np.zeros((len(train), 0))
     with np.errstate(all="ignore"):
-        if impute == "median":
+        if impute == Imputation.median:
             fill = np.nanmedian(x, axis=0) if len(x) else np.zeros(len(numeric))
-        elif impute == "mean":
+        elif impute == Imputation.mean:
             fill = np.nanmean(x, axis=0) if len(x) else np.zeros(len(numeric))
         else:
             fill = np.zeros(len(numeric))
     fill = np.where(np.isnan(fill), 0.0, fill)
     x = np.where(np.isnan(x), fill, x)
-    if method == "standard":
+    if method == Scaling.standard:
         mean, scale = x.mean(axis=0), x.std(axis=0)
-    elif method == "minmax":
+    elif method == Scaling.minmax:
         mean, scale = x.min(axis=0), x.max(axis=0) - x.min(axis=0)
     else:
         mean, scale = np.zeros(len(numeric)), np.ones(len(numeric))
@@ -102,7 +94,7 @@ def fit_preprocessor(
         classes=classes,
         target_mean=t_mean,
         target_scale=t_scale,
-        shape=list(data["shape"]) if data.get("shape") else None,
+        shape=list(shape) if shape else None,
         categorical=vocabulary,
-        encoding=encoding,
+        encoding=str(preprocess.categorical),
     ).state()

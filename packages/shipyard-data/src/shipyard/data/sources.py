@@ -11,25 +11,17 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.core.atomic import atomic_path
 from shipyard.core.errors import ConfigError, DataError, did_you_mean
+from shipyard.core.schema import DataConf, SklearnSet, SourceConf, SourceKind
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DEFAULT_KEY", "SKLEARN_SETS", "fetch_raw", "ingest", "read_source"]
+__all__ = ["DEFAULT_KEY", "fetch_raw", "ingest", "read_source"]
 
 DEFAULT_KEY = "row_id"
-SKLEARN_SETS = ("breast_cancer", "digits", "iris", "wine", "diabetes")
-KINDS = ("csv", "parquet", "sql", "images", "sklearn")
 
 
 def _sklearn_frame(name: str) -> pd.DataFrame:
-    if name not in SKLEARN_SETS:
-        raise ConfigError(
-            f"unknown scikit-learn data set {name!r}{did_you_mean(name, SKLEARN_SETS)}",
-            key="data.source.name",
-            value=name,
-            fix="use one of: " + ", ".join(SKLEARN_SETS),
-        )
     from sklearn import datasets
 
     bunch = getattr(datasets, f"load_{name}")(as_frame=True)
@@ -40,39 +32,31 @@ def _sklearn_frame(name: str) -> pd.DataFrame:
     return frame
 
 
-def read_source(source: dict[str, Any], root: Path) -> pd.DataFrame:
-    """Read a source as declared, with one clear error per way it can fail."""
+def read_source(source: SourceConf, root: Path, shape: list[int] | None = None) -> pd.DataFrame:
+    """Read a source as declared (the schema checked its settings), with one clear error per
+    way the data itself can fail. ``shape`` is ``data.shape`` (image folders)."""
     import pandas as pd
 
-    kind = source.get("kind")
-    if kind not in KINDS:
-        raise ConfigError(
-            f"unknown data source kind {kind!r}{did_you_mean(str(kind), KINDS)}",
-            key="data.source.kind",
-            value=kind,
-            fix="use one of: " + ", ".join(KINDS),
-        )
-    if kind == "sklearn":
-        return _sklearn_frame(str(source.get("name")))
-    if kind == "sql":
+    kind = source.kind
+    if kind == SourceKind.sklearn:
+        return _sklearn_frame(str(source.name))
+    if kind == SourceKind.sql:
         from shipyard.data.sql import read_sql
 
         return read_sql(source, root)
-    if kind == "images":
+    if kind == SourceKind.images:
         from shipyard.data.images import read_image_folder
 
-        return read_image_folder(source, root)
-    if not source.get("path"):
-        raise ConfigError(f"a {kind} source needs a path", key="data.source.path", fix="set data.source.path")
-    path = root / str(source["path"])
+        return read_image_folder(source, list(shape or []), root)
+    name = str(source.path)
+    path = root / name
     if not path.is_file():
         raise DataError(
-            f"data file {source['path']} does not exist",
-            where=str(source["path"]),
+            f"data file {name} does not exist",
+            where=name,
             fix="create the file, `dvc pull` it, or fix data.source.path",
         )
-    name = str(source["path"])
-    if kind == "csv":
+    if kind == SourceKind.csv:
         return _read_csv(path, name)
     _refuse_duplicate_parquet_columns(path, name)
     try:
@@ -145,22 +129,22 @@ def _refuse_duplicate_parquet_columns(path: Path, name: str) -> None:
         )
 
 
-def _source_name(source: dict[str, Any]) -> str:
+def _source_name(source: SourceConf) -> str:
     """How an error names the source: its file, or its redacted database URL."""
-    if source.get("kind") == "sql":
+    if source.kind == SourceKind.sql:
         from shipyard.data.sql import redact
 
-        return redact(str(source.get("url") or ""))
-    return str(source.get("path") or source.get("name") or source.get("kind"))
+        return redact(str(source.url or ""))
+    return str(source.path or source.name or source.kind)
 
 
-def _rows_of(source: dict[str, Any], values: pd.Series, limit: int = 3) -> str:
+def _rows_of(source: SourceConf, values: pd.Series, limit: int = 3) -> str:
     """``'abc' (line 5), '?' (line 11)``: the first values with where they are in the source.
 
     A CSV row is named by its line in the file (the header is line 1); other sources by row
     number, counting from 1. Ingest keeps the source's row order, so the index says where.
     """
-    csv = source.get("kind") == "csv"
+    csv = source.kind == SourceKind.csv
     unit, offset = ("line", 2) if csv else ("row", 1)
     shown = [f"{_show(v)} ({unit} {int(i) + offset})" for i, v in values.head(limit).items()]
     more = f" and {len(values) - limit} more" if len(values) > limit else ""
@@ -171,7 +155,7 @@ def _show(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
-def _refuse_bad_values(frame: pd.DataFrame, features: list[str], target: str, source: dict[str, Any]) -> None:
+def _refuse_bad_values(frame: pd.DataFrame, features: list[str], target: str, source: SourceConf) -> None:
     """Infinite numbers anywhere, and numeric columns with a few words among the numbers."""
     from shipyard.data.checks import non_finite_values, non_numeric_values
 
@@ -206,18 +190,18 @@ def _also(columns: list[str]) -> str:
     return f"; so do columns {', '.join(map(repr, columns))}" if columns else ""
 
 
-def fetch_raw(source: dict[str, Any], root: Path) -> Path | None:
+def fetch_raw(source: SourceConf, root: Path) -> Path | None:
     """Materialise a missing raw file from its declared ``fetch`` (example data sets).
 
     Writes deterministically (same bytes every time), so the file matches its DVC pointer.
     Returns the written path, or ``None`` when nothing had to be written.
     """
-    path = root / str(source.get("path") or "")
-    fetch = source.get("fetch")
-    if not fetch or not source.get("path") or path.exists():
+    fetch = source.fetch
+    if not fetch or not source.path or (root / source.path).exists():
         return None
+    path = root / source.path
     scheme, _, name = str(fetch).partition(":")
-    if scheme == "sklearn":
+    if scheme == "sklearn" and name in SklearnSet.__members__:
         frame = _sklearn_frame(name)
     elif scheme == "synthetic":
         from shipyard.data.synthetic import generate
@@ -225,24 +209,25 @@ def fetch_raw(source: dict[str, Any], root: Path) -> Path | None:
         frame = generate(name)
     else:
         raise ConfigError(
-            f"unknown fetch scheme {scheme!r}",
+            f"cannot fetch {fetch!r}",
             key="data.source.fetch",
             value=fetch,
-            fix="use sklearn:<data set> or synthetic:<generator>, or remove fetch and provide the file",
+            fix="use sklearn:<data set> (" + ", ".join(SklearnSet.__members__) + ") or synthetic:<generator>, "
+            "or remove fetch and provide the file",
         )
     with atomic_path(path) as tmp:
-        if source.get("kind") == "parquet":
+        if source.kind == SourceKind.parquet:
             frame.to_parquet(tmp, index=False)
         else:
             frame.to_csv(tmp, index=False)
     return path
 
 
-def ingest(data: dict[str, Any], root: Path, aux: list[str] | None = None) -> pd.DataFrame:
+def ingest(data: DataConf, root: Path, aux: list[str] | None = None) -> pd.DataFrame:
     """Read the source and keep the key, the features, the target and the ``aux`` columns
     (a split's group or time column: kept, but not features), in that order."""
-    source = dict(data["source"], shape=data.get("shape"))
-    frame = read_source(source, root)
+    source = data.source
+    frame = read_source(source, root, data.shape)
     _refuse_empty_or_repeated(frame, source)
     aux = [c for c in (aux or []) if c]
     for column in aux:
@@ -253,7 +238,7 @@ def ingest(data: dict[str, Any], root: Path, aux: list[str] | None = None) -> pd
                 value=column,
                 fix="name an existing column in split.group_column / split.time_column",
             )
-    target, key = data["target"], data.get("key")
+    target, key = data.target, data.key
     columns = list(frame.columns)
     if target not in frame.columns:
         raise DataError(
@@ -279,7 +264,7 @@ def ingest(data: dict[str, Any], root: Path, aux: list[str] | None = None) -> pd
             key="data.key",
             fix="pick a unique key column, or remove data.key to number rows",
         )
-    features = data.get("features") or [c for c in columns if c not in {target, key, *aux, *data.get("drop", [])}]
+    features = data.features or [c for c in columns if c not in {target, key, *aux, *data.drop}]
     unknown = [c for c in features if c not in frame.columns]
     if unknown:
         raise DataError(
@@ -306,7 +291,7 @@ def ingest(data: dict[str, Any], root: Path, aux: list[str] | None = None) -> pd
             key="data.target",
             fix="remove rows without a label before training",
         )
-    shape = data.get("shape")
+    shape = data.shape
     if shape and _prod(shape) != len(features):
         raise ConfigError(
             f"data.shape {list(shape)} holds {_prod(shape)} values but there are {len(features)} features",
@@ -317,18 +302,18 @@ def ingest(data: dict[str, Any], root: Path, aux: list[str] | None = None) -> pd
     return frame[[key, *features, target, *aux]].reset_index(drop=True)
 
 
-def _refuse_empty_or_repeated(frame: pd.DataFrame, source: dict[str, Any]) -> None:
+def _refuse_empty_or_repeated(frame: pd.DataFrame, source: SourceConf) -> None:
     """No rows (a header-only file, a query that matches nothing), or repeated column names
     (``SELECT a, a``): both would fail later, far from the cause."""
     name = _source_name(source)
-    sql = source.get("kind") == "sql"
+    sql = source.kind == SourceKind.sql
     if len(frame) == 0 and sql:
-        query = bool(source.get("query"))
+        query = bool(source.query)
         raise DataError(
             f"the SQL {'query' if query else 'table'} on {name} returned no rows",
             where=name,
             key="data.source.query" if query else "data.source.table",
-            value=source.get("query") or source.get("table"),
+            value=source.query or source.table,
             fix="check the query's table and WHERE clause" if query else "fill the table, or name another one",
         )
     if len(frame) == 0:

@@ -4,9 +4,10 @@ any SQLAlchemy URL (PostgreSQL, ...) in production."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from shipyard.core.errors import ConfigError, DataError
+from shipyard.core.errors import DataError
+from shipyard.core.schema import SourceConf
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -22,9 +23,9 @@ def resolve_url(url: str, root: Path) -> str:
     return url
 
 
-def sqlite_file(source: dict[str, Any]) -> str | None:
+def sqlite_file(url: str | None) -> str | None:
     """The repository-relative file behind a relative SQLite URL (a DVC dependency), if any."""
-    url = str(source.get("url") or "")
+    url = str(url or "")
     prefix = "sqlite:///"
     if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
         return url[len(prefix) :]
@@ -40,19 +41,10 @@ def redact(url: str) -> str:
         return url
 
 
-def read_sql(source: dict[str, Any], root: Path) -> pd.DataFrame:
-    url, query, table = source.get("url"), source.get("query"), source.get("table")
-    if not url:
-        raise ConfigError(
-            "a sql source needs a url", key="data.source.url", fix="e.g. sqlite:///data/team/x/01_raw/db.sqlite"
-        )
-    if bool(query) == bool(table):
-        raise ConfigError(
-            "a sql source needs exactly one of query and table",
-            key="data.source.query",
-            fix="set data.source.query (SELECT ...) or data.source.table",
-        )
-    file = sqlite_file(source)
+def read_sql(source: SourceConf, root: Path) -> pd.DataFrame:
+    """The rows of ``source.query`` or ``source.table`` (the schema checked that exactly one is set)."""
+    url, query, table = source.url, source.query, source.table
+    file = sqlite_file(url)
     if file and not (root / file).is_file():
         raise DataError(
             f"SQLite database {file} does not exist", where=file, fix="create it, `dvc pull` it, or fix data.source.url"

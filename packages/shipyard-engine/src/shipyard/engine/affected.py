@@ -18,6 +18,7 @@ from typing import Any
 
 from shipyard.core.errors import ConfigError
 from shipyard.core.paths import ProjectPaths
+from shipyard.core.schema import ShipyardConfig
 
 __all__ = ["affected_projects", "changed_files", "local_packages", "project_inputs"]
 
@@ -75,24 +76,23 @@ def _model_distribution(target: str) -> str | None:
     return None
 
 
-def project_inputs(paths: ProjectPaths, config: dict[str, Any]) -> dict[str, list[str]]:
+def project_inputs(paths: ProjectPaths, config: ShipyardConfig) -> dict[str, list[str]]:
     """What a project depends on: config files, data paths and package folders."""
     from shipyard.core.compose import config_files
 
     root = paths.root
     packages = local_packages(root)
     wanted = set(FRAMEWORK)
-    provider = _model_distribution(config["model"]["_target_"])
+    provider = _model_distribution(config.model.target)
     if provider:
         wanted.add(provider)
-    if config["deploy"]["targets"]:
+    if config.deploy.targets:
         wanted.add("shipyard-deploy")
-    if config.get("search"):
+    if config.search is not None:
         wanted.add("shipyard-search")
-    source = config["data"]["source"]
     data = [paths.rel(paths.data_dir / "01_raw")]
-    if source.get("path"):
-        data.append(str(source["path"]))
+    if config.data.source.path:
+        data.append(config.data.source.path)
     return {
         "config": config_files(paths.project, root),
         "data": data,
@@ -111,14 +111,22 @@ def _touches(changed: list[str], prefixes: list[str]) -> list[str]:
 
 
 def affected_projects(root: Path, base: str) -> list[dict[str, Any]]:
-    """Every project whose config, data or code changed since ``base``, with the reasons."""
-    from shipyard.core.compose import compose, list_projects, to_dict
+    """Every project whose config, data or code changed since ``base``, with the reasons. A
+    project whose config does not compose is affected (its config is what changed), with a warning."""
+    import warnings
+
+    from shipyard.core.compose import compose, list_projects
 
     changed = changed_files(root, base)
     result = []
     for name in list_projects(root):
         paths = ProjectPaths.of(root, name)
-        inputs = project_inputs(paths, to_dict(compose(name, root=root)))
+        try:
+            inputs = project_inputs(paths, compose(name, root=root))
+        except ConfigError as exc:
+            warnings.warn(f"{name}: {exc.message} (run `shipyard config {name}`)", UserWarning, stacklevel=2)
+            result.append({"project": name, "because": {"config": [f"does not compose: {exc.message}"]}})
+            continue
         reasons = {kind: _touches(changed, prefixes) for kind, prefixes in inputs.items()}
         if any(reasons.values()):
             result.append({"project": name, "because": {k: v[:10] for k, v in reasons.items() if v}})

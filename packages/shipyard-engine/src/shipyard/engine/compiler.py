@@ -70,7 +70,7 @@ def _source_deps(source: SourceConf) -> list[str]:
     if source.kind == SourceKind.sql:
         from shipyard.data.sql import sqlite_file
 
-        file = sqlite_file({"url": source.url})
+        file = sqlite_file(source.url)
         return [file] if file else []
     return []
 

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shipyard.core.compose import dump
 from shipyard.core.schema import (
     ChecksConf,
     DataConf,
@@ -34,7 +33,7 @@ def _aux(group: str | None, time: str | None) -> list[str]:
 def ingest(data: DataConf, group: str | None, time: str | None, runtime: dict[str, Any]) -> Any:
     from shipyard.data.sources import ingest as _ingest
 
-    return _ingest(dump(data), Path(runtime["root"]), _aux(group, time))
+    return _ingest(data, Path(runtime["root"]), _aux(group, time))
 
 
 def check(
@@ -61,7 +60,7 @@ def check(
             "warnings": [],
         }
     else:
-        report = run_checks(frame, dump(checks), target, str(task), _aux(group, time))
+        report = run_checks(frame, checks, target, str(task), _aux(group, time))
     summary = format_summary(report, runtime["project"])
     if report["warnings"] or not report["passed"]:
         print(summary, end="", file=sys.stderr)
@@ -97,7 +96,7 @@ def fit_preprocessing(
 ) -> dict[str, Any]:
     from shipyard.data.preprocess import fit_preprocessor
 
-    return fit_preprocessor(train, {"target": target, "shape": shape}, dump(preprocess), str(task), _aux(group, time))
+    return fit_preprocessor(train, target, shape, preprocess, str(task), _aux(group, time))
 
 
 def train(

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from shipyard.core.compose import dump
 from shipyard.core.errors import DataError, ShipyardError, StageError
 from shipyard.core.paths import ProjectPaths
 from shipyard.core.schema import ShipyardConfig
@@ -71,7 +70,7 @@ def ensure_raw_data(config: ShipyardConfig, paths: ProjectPaths) -> str | None:
                 return f"checked out {source['path']} from the DVC cache"
         from shipyard.data.sources import fetch_raw
 
-        if fetch_raw(dump(source), paths.root) is None:
+        if fetch_raw(source, paths.root) is None:
             raise DataError(
                 f"raw data file {source.path} is missing",
                 where=source.path,
