@@ -29,7 +29,7 @@ quote = '$(subst ','"'"',$(value $(1)))'
 SHIPYARD := SHIPYARD_OVERRIDES=$(call quote,ARGS) $(BIN)/shipyard
 
 .PHONY: help setup train config compile search dashboard status list affected promote rollback lineage deploy serve batch \
-	test test-fast drills test-isolated bench lint gpu-check clean-venv
+	test test-fast drills test-isolated docs bench lint gpu-check clean-venv
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -106,6 +106,9 @@ bench: setup ## run the benchmarks and print their ratios (about 10 minutes)
 	$(BIN)/python benchmarks/bench_batch.py
 	$(BIN)/python benchmarks/bench_edge.py
 	$(BIN)/python benchmarks/bench_search.py
+
+docs: setup ## regenerate docs/configuration.md from the config schema (CI checks it is current)
+	$(BIN)/python tools/config_reference.py
 
 lint: setup ## ruff, import-linter contracts, mypy --strict on shipyard.core, declared imports per package
 	$(BIN)/ruff check packages tests benchmarks tools

@@ -1,4 +1,4 @@
-"""Batch job budgets (DESIGN.md), as ratios measured in one command:
+"""Batch job budgets (docs/architecture.md), as ratios measured in one command:
 
 - rows/s of a batch job against a raw torch loop over the same Parquet file (>= 0.9x);
 - peak memory of the batch job as its input grows 10x (<= 1.2x).

@@ -1,4 +1,4 @@
-"""The edge budgets of DESIGN.md, as ratios measured in one run:
+"""The edge budgets of docs/architecture.md, as ratios measured in one run:
 ``.venv/bin/python benchmarks/bench_edge.py``.
 
 - LiteRT latency at batch 1 against torch eager: ≤ 0.5× (every variant). Both sides run the

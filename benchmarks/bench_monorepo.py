@@ -1,4 +1,4 @@
-"""Monorepo scale budget (DESIGN.md): a no-op ``make train`` for one project stays flat as the
+"""Monorepo scale budget (docs/architecture.md): a no-op ``make train`` for one project stays flat as the
 repository grows from 1 to 100 projects (<= 1.2x).
 
 ``.venv/bin/python benchmarks/bench_monorepo.py`` (``--projects``, ``--repeats``, ``--locks``,

@@ -11,7 +11,7 @@ compute-heavy MLP whose single-row forward pass takes >= 1 ms. Prints a table an
 adaptive batching formed (from the service's own Prometheus histogram), and writes everything to
 ``.bench/service.json``. Exits 0 when a budget is over (this is a report); 1 when it cannot run.
 
-Budget (DESIGN.md): service throughput >= 1x the plain endpoint's for the example models and
+Budget (docs/architecture.md): service throughput >= 1x the plain endpoint's for the example models and
 >= 1.5x for the heavy one; zero failed requests.
 
 ``--plain-server BUNDLE --port N`` runs the plain endpoint itself (the benchmark starts it so).

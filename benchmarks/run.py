@@ -1,4 +1,4 @@
-"""Shipyard's performance budgets (DESIGN.md), measured as ratios against a baseline run in
+"""Shipyard's performance budgets (docs/architecture.md), measured as ratios against a baseline run in
 the same command: ``make bench`` or ``.venv/bin/python benchmarks/run.py``.
 
 Every benchmark runs in a throwaway copy of the repository (see ``_common.py``), so the real

@@ -1,7 +1,7 @@
 """Atomic writes: a temporary sibling first, then one rename.
 
 A killed process leaves at most a ``.tmp-*`` file or folder behind, never a file that looks
-finished (DESIGN invariant 5).
+finished (docs/architecture.md, invariant 5).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 ``shipyard.data`` fits a :class:`Preprocessor` on the training split; training, evaluation, the
 service, batch scoring and edge export all apply it through :meth:`Preprocessor.transform`, so
-every target computes the same model input for the same raw row (DESIGN invariant 2). The state
+every target computes the same model input for the same raw row (docs/architecture.md, invariant 2). The state
 is plain JSON: no pickle.
 
 Model input columns, in order: the numeric features (imputed with the training median or mean,

@@ -1,7 +1,8 @@
-"""Where things live in a Shipyard repository.
+"""Where things live in a Shipyard repository: the one place for the artifact layout.
 
-The repository root holds ``conf/``, ``pipelines/``, ``data/`` and ``.dvc/``; every path a
-project uses is derived here so that no two modules spell a path differently.
+The repository root holds ``conf/``, ``pipelines/``, ``data/``, ``deploy/`` and ``.dvc/``.
+Every path a project uses (each stage output, search results, deployments, monitoring logs) is
+derived here, so that no two modules spell a path differently.
 """
 
 from __future__ import annotations
@@ -13,10 +14,41 @@ from pathlib import Path
 
 from shipyard.core.errors import ConfigError
 
-__all__ = ["ProjectPaths", "find_root", "parse_project"]
+__all__ = ["ARTIFACTS", "ProjectPaths", "find_root", "parse_project"]
 
 _PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*/[a-z0-9][a-z0-9_\-]*$")
-_DATA_LAYERS = ("01_raw", "02_intermediate", "05_model_input", "06_models", "08_reporting")
+# Kedro's data layer names, under data/<team>/<name>/.
+_DATA_LAYERS = (
+    "01_raw",
+    "02_intermediate",
+    "05_model_input",
+    "06_models",
+    "07_model_output",
+    "08_reporting",
+    "09_monitoring",
+)
+
+# Every artifact a project's pipeline writes: name -> (layer, file or folder name).
+ARTIFACTS: dict[str, tuple[str, str]] = {
+    "dataset": ("02_intermediate", "dataset.parquet"),
+    "check_report": ("08_reporting", "data_checks.json"),
+    "check_summary": ("08_reporting", "data_checks.txt"),
+    "train_split": ("05_model_input", "train.parquet"),
+    "val_split": ("05_model_input", "val.parquet"),
+    "test_split": ("05_model_input", "test.parquet"),
+    "split_manifest": ("05_model_input", "split_manifest.json"),
+    "preprocessor": ("06_models", "preprocessor.json"),
+    "model_bundle": ("06_models", "bundle"),
+    "train_report": ("08_reporting", "train_report.json"),
+    "learning_curve": ("08_reporting", "learning_curve.csv"),
+    "metrics": ("08_reporting", "metrics.json"),
+    "gate_report": ("08_reporting", "gate.json"),
+    "confusion": ("08_reporting", "confusion.csv"),
+    "edge_metrics": ("08_reporting", "edge_metrics.json"),
+    "search": ("08_reporting", "search"),
+    "train_workdir": ("06_models", ".train"),
+}
+DEPLOY_TARGETS = ("service", "batch", "edge")
 
 
 def find_root(start: Path | None = None) -> Path:
@@ -87,6 +119,21 @@ class ProjectPaths:
         if layer not in _DATA_LAYERS:
             raise ValueError(f"unknown data layer {layer!r}")
         return self.data_dir / layer
+
+    def artifact(self, name: str) -> Path:
+        """The file or folder of one pipeline artifact (see :data:`ARTIFACTS`)."""
+        layer, filename = ARTIFACTS[name]
+        return self.layer(layer) / filename
+
+    @property
+    def deploy_root(self) -> Path:
+        return self.root / "deploy" / self.team / self.name
+
+    def deploy_dir(self, target: str) -> Path:
+        """The built deployment of ``target`` (service, batch, edge)."""
+        if target not in DEPLOY_TARGETS:
+            raise ValueError(f"unknown deployment target {target!r}")
+        return self.deploy_root / target
 
     def rel(self, path: Path) -> str:
         """``path`` relative to the repository root, with forward slashes."""

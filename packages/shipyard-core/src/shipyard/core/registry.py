@@ -3,7 +3,7 @@
 Components register by entry point in the ``shipyard.components`` group; the entry point's
 *name* is the ``_target_`` path users write and its *value* names a torch-free dataclass that
 describes the component's parameters. Framework and team packages register the same way, so a
-team adds a model without editing the framework (DESIGN: packages, invariant 6).
+team adds a model without editing the framework (docs/architecture.md, invariant 6).
 """
 
 from __future__ import annotations

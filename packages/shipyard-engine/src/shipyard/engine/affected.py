@@ -90,7 +90,7 @@ def project_inputs(paths: ProjectPaths, config: ShipyardConfig) -> dict[str, lis
         wanted.add("shipyard-deploy")
     if config.search is not None:
         wanted.add("shipyard-search")
-    data = [paths.rel(paths.data_dir / "01_raw")]
+    data = [paths.rel(paths.layer("01_raw"))]
     if config.data.source.path:
         data.append(config.data.source.path)
     return {

@@ -1,7 +1,7 @@
 """The ``shipyard`` command line.
 
 argparse and nothing heavy at import: every command imports what it needs when it runs, so
-``shipyard --help`` and config errors return fast (DESIGN invariant 8). A user's mistake prints
+``shipyard --help`` and config errors return fast (docs/architecture.md, invariant 8). A user's mistake prints
 one message and exits non-zero (2 for config and data errors); ``--verbose`` adds the traceback.
 """
 
@@ -75,7 +75,7 @@ def _print_gate(gate: dict[str, Any]) -> None:
 
 
 def _print_metrics(paths: Any) -> None:
-    metrics = json.loads((paths.layer("08_reporting") / "metrics.json").read_text())
+    metrics = json.loads(paths.artifact("metrics").read_text())
     shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith("test/")}
     print(f"{paths.project}: " + ", ".join(f"{k}={v}" for k, v in shown.items()))
 
@@ -112,7 +112,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if result.skipped:
             _say(f"up to date: {', '.join(result.skipped)}")
         _print_metrics(paths)
-        gate = json.loads((paths.layer("08_reporting") / "gate.json").read_text())
+        gate = json.loads(paths.artifact("gate_report").read_text())
         verdict = "passed" if gate.get("passed") else "FAILED"
         if args.no_register:
             summary = later = f"gate {verdict} (not registered: --no-register)"
@@ -201,7 +201,7 @@ def _track_search(paths: Any) -> None:
 
     from dvc.repo import Repo
 
-    folder = paths.layer("08_reporting") / "search"
+    folder = paths.artifact("search")
     outputs = [p for p in sorted(folder.glob("*")) if p.is_file() and p.suffix in (".json", ".csv", ".html", ".png")]
     plots = folder / "plots"
     if plots.is_dir():

@@ -21,14 +21,16 @@ __all__ = ["DATASETS", "NODES", "DatasetSpec", "NodeSpec", "build_catalog", "bui
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    layer: str
-    filename: str
-    kind: str  # parquet | csv | json | bundle
+    """How the engine reads and declares one artifact; where it lives is
+    :data:`shipyard.core.paths.ARTIFACTS` (by the same name)."""
+
+    name: str
+    kind: str  # parquet | csv | json | text | bundle
     role: str = "out"  # out | metrics | plot
     plot: dict[str, Any] = field(default_factory=dict)
 
     def path(self, paths: ProjectPaths) -> Path:
-        return paths.layer(self.layer) / self.filename
+        return paths.artifact(self.name)
 
 
 @dataclass(frozen=True)
@@ -40,24 +42,23 @@ class NodeSpec:
     packages: tuple[str, ...]  # layer packages whose source the node runs
 
 
-DATASETS: dict[str, DatasetSpec] = {
-    "dataset": DatasetSpec("02_intermediate", "dataset.parquet", "parquet"),
-    "check_report": DatasetSpec("08_reporting", "data_checks.json", "json"),
-    "check_summary": DatasetSpec("08_reporting", "data_checks.txt", "text"),
-    "train_split": DatasetSpec("05_model_input", "train.parquet", "parquet"),
-    "val_split": DatasetSpec("05_model_input", "val.parquet", "parquet"),
-    "test_split": DatasetSpec("05_model_input", "test.parquet", "parquet"),
-    "split_manifest": DatasetSpec("05_model_input", "split_manifest.json", "json"),
-    "preprocessor": DatasetSpec("06_models", "preprocessor.json", "json"),
-    "model_bundle": DatasetSpec("06_models", "bundle", "bundle"),
-    "train_report": DatasetSpec("08_reporting", "train_report.json", "json"),
-    "learning_curve": DatasetSpec("08_reporting", "learning_curve.csv", "csv", "plot", {"x": "epoch", "y": "val/loss"}),
-    "metrics": DatasetSpec("08_reporting", "metrics.json", "json", "metrics"),
-    "gate_report": DatasetSpec("08_reporting", "gate.json", "json"),
-    "confusion": DatasetSpec(
-        "08_reporting", "confusion.csv", "csv", "plot", {"template": "confusion", "x": "actual", "y": "predicted"}
-    ),
-}
+_SPECS = (
+    DatasetSpec("dataset", "parquet"),
+    DatasetSpec("check_report", "json"),
+    DatasetSpec("check_summary", "text"),
+    DatasetSpec("train_split", "parquet"),
+    DatasetSpec("val_split", "parquet"),
+    DatasetSpec("test_split", "parquet"),
+    DatasetSpec("split_manifest", "json"),
+    DatasetSpec("preprocessor", "json"),
+    DatasetSpec("model_bundle", "bundle"),
+    DatasetSpec("train_report", "json"),
+    DatasetSpec("learning_curve", "csv", "plot", {"x": "epoch", "y": "val/loss"}),
+    DatasetSpec("metrics", "json", "metrics"),
+    DatasetSpec("gate_report", "json"),
+    DatasetSpec("confusion", "csv", "plot", {"template": "confusion", "x": "actual", "y": "predicted"}),
+)
+DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in _SPECS}
 
 NODES: tuple[NodeSpec, ...] = (
     NodeSpec(
@@ -191,7 +192,7 @@ def runtime(paths: ProjectPaths) -> dict[str, Any]:
         "check_report": str(DATASETS["check_report"].path(paths)),
         "check_summary": str(DATASETS["check_summary"].path(paths)),
         "check_summary_rel": paths.rel(DATASETS["check_summary"].path(paths)),
-        "train_workdir": str(paths.layer("06_models") / ".train"),
+        "train_workdir": str(paths.artifact("train_workdir")),
         "bundle_dir": str(DATASETS["model_bundle"].path(paths)),
     }
 

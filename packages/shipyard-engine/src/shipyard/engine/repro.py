@@ -16,7 +16,6 @@ import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from shipyard.core.errors import DataError, ShipyardError, StageError
 from shipyard.core.paths import ProjectPaths
@@ -102,30 +101,28 @@ def reproduce(
     say: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
 ) -> ReproResult:
     """``dvc repro`` the project's ``dvc.yaml``; return the stages that ran and were skipped."""
-    import dvc.stage.run as dvc_run
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
+    from shipyard.engine.dvc_adapter import stage_runner
     from shipyard.engine.pipeline import NODES
     from shipyard.engine.stage import run_stage
 
     _dvc_quiet()
-    original = dvc_run._run
     ran: list[str] = []
 
-    def _run(executable: Any, cmd: str, **kwargs: Any) -> None:
+    def hook(cmd: str, cwd: str, spawn: Callable[[], None]) -> None:
         argv = shlex.split(cmd)
         ours = argv[: len(_STAGE_CMD)] == _STAGE_CMD and len(argv) == len(_STAGE_CMD) + 2
         stage = argv[-1] if ours else None
         ran.append(stage or cmd)
         say(f"▶ {stage or cmd}")
         if stage is None or not in_process or _needs_subprocess(config, stage):
-            original(executable, cmd, **kwargs)
+            spawn()
             return
-        run_stage(Path(kwargs["cwd"]), argv[-2], stage)
+        run_stage(Path(cwd), argv[-2], stage)
 
-    dvc_run._run = _run
     try:
-        with Repo(str(paths.root)) as repo:
+        with stage_runner(hook), Repo(str(paths.root)) as repo:
             if target:
                 repo.reproduce(f"{paths.dvc_yaml}:{target}", force=force)
             else:
@@ -143,7 +140,5 @@ def reproduce(
             where=paths.rel(paths.dvc_yaml),
             fix="rerun with --verbose for the full traceback",
         ) from exc
-    finally:
-        dvc_run._run = original
     skipped = [s.name for s in NODES if s.name not in ran]
     return ReproResult(ran, skipped)

@@ -44,7 +44,7 @@ class SearchResult:
 
 
 def search_folder(paths: ProjectPaths) -> Path:
-    return paths.layer("08_reporting") / "search"
+    return paths.artifact("search")
 
 
 def split_overrides(overrides: Sequence[str]) -> tuple[list[str], list[str]]:

@@ -22,7 +22,6 @@ from shipyard.search._errors import TrialFailed
 
 __all__ = ["SearchData", "TrialRun", "load_search_data", "load_test_split", "train_and_evaluate", "train_conf"]
 
-PREPROCESSOR = "preprocessor.json"
 
 
 @dataclass
@@ -41,11 +40,10 @@ class TrialRun:
 
 
 def _inputs(paths: ProjectPaths) -> dict[str, Path]:
-    folder = paths.layer("05_model_input")
     return {
-        "train": folder / "train.parquet",
-        "val": folder / "val.parquet",
-        "preprocessor": paths.layer("06_models") / PREPROCESSOR,
+        "train": paths.artifact("train_split"),
+        "val": paths.artifact("val_split"),
+        "preprocessor": paths.artifact("preprocessor"),
     }
 
 
@@ -78,7 +76,7 @@ def load_test_split(paths: ProjectPaths) -> Any:
     """The test split, for the one evaluation of the chosen model after the search."""
     import pandas as pd
 
-    path = paths.layer("05_model_input") / "test.parquet"
+    path = paths.artifact("test_split")
     if not path.is_file():
         raise DataError(
             f"{paths.rel(path)} is missing",

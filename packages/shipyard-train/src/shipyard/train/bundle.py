@@ -7,7 +7,7 @@
       bundle.json           model target and params, preprocessing state, feature schema,
                             classes, task, weights hash, lineage of the training run
 
-Loading imports torch but never Lightning (DESIGN: keep Lightning out of inference paths).
+Loading imports torch but never Lightning (docs/architecture.md: Lightning stays out of inference paths).
 """
 
 from __future__ import annotations
