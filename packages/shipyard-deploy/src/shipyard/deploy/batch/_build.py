@@ -15,7 +15,6 @@ The folder is written atomically, and only when its content changes.
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 from collections.abc import Mapping
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.core.atomic import atomic_dir
-from shipyard.core.errors import ConfigError, DataError
+from shipyard.core.errors import ConfigError
 from shipyard.core.hashing import file_sha256
 from shipyard.core.paths import find_root, parse_project
 from shipyard.deploy.batch._conf import BatchConf, batch_conf
@@ -89,21 +88,10 @@ def build_batch_job(
 
 
 def _bundle_meta(bundle_dir: Path) -> dict[str, Any]:
-    missing = [f for f in BUNDLE_FILES if not (bundle_dir / f).is_file()]
-    if missing:
-        raise DataError(
-            f"{bundle_dir} is not a model bundle (no {missing[0]})",
-            where=str(bundle_dir),
-            fix="train the project first with `make train`",
-        )
-    meta = json.loads((bundle_dir / "bundle.json").read_text(encoding="utf-8"))
-    if file_sha256(bundle_dir / "weights.safetensors") != meta.get("weights_sha256"):
-        raise DataError(
-            "the bundle's weights do not match the hash in its bundle.json",
-            where=str(bundle_dir),
-            fix="retrain the project (`make train`); a bundle is never edited by hand",
-        )
-    return dict(meta)
+    # The bundle loader's own check (files, format, weights against their hash), without torch.
+    from shipyard.train.bundle import verify_bundle
+
+    return verify_bundle(bundle_dir)
 
 
 def _with_defaults(settings: BatchConf, key: str, data: dict[str, Any], team: str, name: str) -> BatchConf:
