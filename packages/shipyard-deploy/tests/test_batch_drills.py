@@ -351,9 +351,15 @@ def test_read_only_output_stops_with_one_message_and_resumes(examples: Any, tmp_
     out.chmod(0o555)
     try:
         done = cli(
-            "run", str(job_dir), "--input", str(bc_input), "--output", str(out), cwd=tmp_path,
+            "run",
+            str(job_dir),
+            "--input",
+            str(bc_input),
+            "--output",
+            str(out),
+            cwd=tmp_path,
             preexec=_drop_file_permission_override,
-        )  # fmt: skip
+        )
     finally:
         out.chmod(0o755)
     assert done.returncode == 2, done.stderr
