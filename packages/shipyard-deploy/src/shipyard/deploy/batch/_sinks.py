@@ -174,9 +174,10 @@ def _ours(name: str) -> bool:
 
 
 class PartsSink(Sink):
-    def __init__(self, spec: SinkSpec) -> None:
+    def __init__(self, spec: SinkSpec, label: str | None = None) -> None:
         super().__init__(spec)
         self.dir = Path(str(spec.path))
+        self.label = label or f"output folder {spec.display}"  # the folder, in messages
         self._lock_fd: int | None = None
         self.ledger = spec.ledger(None)
 
@@ -193,7 +194,7 @@ class PartsSink(Sink):
             self._sweep()
             return manifest
         self._clear()
-        self.ledger.take(".", f"output folder {self.spec.display}", False)
+        self.ledger.take(".", self.label, False)
         manifest = {"format": OUTPUT_FORMAT, "fingerprint": fingerprint, "scored_at": scored_at}
         self._save(manifest)
         return manifest
@@ -208,7 +209,7 @@ class PartsSink(Sink):
         # Names other than "." are files beside the folder (a CSV output and its rejects).
         self.ledger.prune(lambda name: (self.dir if name == "." else self.dir.parent / name).exists())
         holds = self.dir.is_dir() and any(p.name != LOCK for p in self.dir.iterdir())
-        self.ledger.check(".", f"output folder {self.spec.display}", holds)
+        self.ledger.check(".", self.label, holds)
         return manifest
 
     def _save(self, manifest: dict[str, Any]) -> None:
@@ -336,7 +337,10 @@ class CsvSink(Sink):
         super().__init__(spec)
         self.file = Path(str(spec.path))
         staging = self.file.with_name(self.file.name + ".parts")
-        self.stage = PartsSink(SinkSpec("parquet", path=str(staging), display=str(staging), owner=spec.owner))
+        # Messages name the user's output; the staging folder only where it is the problem.
+        self.stage = PartsSink(
+            SinkSpec("parquet", path=str(staging), display=spec.display, owner=spec.owner), label=f"folder {staging}"
+        )
 
     @property
     def rejects_file(self) -> Path:

@@ -1,9 +1,10 @@
 """The BentoML service, built at import time from a service folder written by ``build_service``.
 
 ``<out_dir>/service.py`` (the Bento's entry point, ``service:ShipyardService``) calls
-:func:`load_service`. Importing it reads two JSON files and generates the pydantic models: no
-torch. The model is a BentoML model in the model store (:mod:`._store`; a Bento carries its own
-copy), declared on the service class so that BentoML packs and resolves it. Before any worker
+:func:`load_service`. Importing it reads ``service.json`` and the model's ``bundle.json`` and
+generates the pydantic models: no torch. The model is a BentoML model in the model store
+(:mod:`._store`: put there from the folder's ``bundle/`` if the store lacks it; a Bento names its
+own), declared on the service class so that BentoML packs and resolves it. Before any worker
 starts, the server's main process checks the API key and the model's weights hash once
 (BentoML's ``on_deployment`` hook) and refuses to start, exit code 2, if either is wrong: a
 restart loop of workers answering 500 is never the result. Each worker then loads the model
