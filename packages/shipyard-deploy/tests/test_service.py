@@ -12,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
+from packaging.version import Version
 from pydantic import ValidationError
 from shipyard.core.errors import ConfigError, DataError
 from shipyard.deploy.service import build_service, validate_settings
@@ -322,3 +324,25 @@ def test_bento_is_built_into_the_store_with_pinned_no_deps_environment(
     # A rebuild of the same version replaces the Bento instead of failing.
     again = build_service(ex.bundle_dir, tmp_path / "svc", None, project="examples/breast_cancer", version="v1")
     assert again["bento_tag"] == report["bento_tag"]
+
+
+def test_bentoml_tooling_sees_the_model(examples, tmp_path: Path) -> None:
+    """The bundle is a BentoML model (not files hidden in the service): `bentoml models get`
+    knows it, with the project, version and weights hash; the requirements pin public versions."""
+    ex = examples["churn"]
+    report = build_service(ex.bundle_dir, tmp_path / "svc", NO_BENTO, project="examples/churn", version="v4")
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("bentoml")), "models", "get", report["model_tag"], "-o", "json"],
+        env={**os.environ},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    info = json.loads(done.stdout)
+    meta = json.loads((ex.bundle_dir / "bundle.json").read_text())
+    assert info["labels"]["project"] == "examples/churn" and info["labels"]["model_version"] == "v4"
+    assert info["metadata"]["weights_sha256"] == meta["weights_sha256"]
+    requirements = (tmp_path / "svc" / "requirements.txt").read_text().splitlines()
+    assert f"torch=={Version(torch.__version__).public}" in requirements
+    assert not [r for r in requirements if "+" in r]

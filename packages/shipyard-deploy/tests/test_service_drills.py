@@ -8,7 +8,6 @@ of the built Bento on 127.0.0.1, the batch job's CLI, BentoML's model store and 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -21,8 +20,6 @@ from typing import Any
 
 import httpx
 import pytest
-import torch
-from packaging.version import Version
 from shipyard.core.errors import DataError
 from shipyard.deploy.batch import build_batch_job
 from shipyard.deploy.edge import build_edge
@@ -264,28 +261,3 @@ def test_every_build_refuses_a_damaged_source_bundle(examples: Any, tmp_path: Pa
         assert info.value.where == str(bundle / "weights.safetensors"), target
         assert info.value.exit_code == 2
     assert not deploy.exists()
-
-
-# -- BentoML sees the model -------------------------------------------------------------------
-
-
-def test_bentoml_tooling_sees_the_model(examples: Any, tmp_path: Path) -> None:
-    """The bundle is a BentoML model (not files hidden in the service): `bentoml models get`
-    knows it, with the project, version and weights hash; the requirements pin public versions."""
-    ex = examples["churn"]
-    report = build_service(ex.bundle_dir, tmp_path / "svc", NO_BENTO, project="examples/churn", version="v4")
-    done = subprocess.run(
-        [str(BIN / "bentoml"), "models", "get", report["model_tag"], "-o", "json"],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    info = json.loads(done.stdout)
-    meta = json.loads((ex.bundle_dir / "bundle.json").read_text())
-    assert info["labels"]["project"] == "examples/churn" and info["labels"]["model_version"] == "v4"
-    assert info["metadata"]["weights_sha256"] == meta["weights_sha256"]
-    requirements = (tmp_path / "svc" / "requirements.txt").read_text().splitlines()
-    assert f"torch=={Version(torch.__version__).public}" in requirements
-    assert not [r for r in requirements if "+" in r]
