@@ -536,6 +536,8 @@ def bench_model(name: str, work: Path, args: argparse.Namespace) -> Result:
         "batching": {"enabled": True, "max_batch_size": args.max_batch_size, "max_latency_ms": args.max_latency_ms},
     }
     out = work / "services" / name
+    # The build stores the model in BentoML's store: the benchmark's own, like its servers'.
+    os.environ["BENTOML_HOME"] = bench_env(work, args.threads)["BENTOML_HOME"]
     build_service(bundle, out, conf, project=EXAMPLES[name]["project"])
     bodies = request_bodies(bundle, 64)
     env = bench_env(work, args.threads)

@@ -6,12 +6,30 @@ Each example is trained once per test session through the same functions the pip
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+
+_BENTOML_HOME: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """BentoML's model and Bento stores of these tests live in a temporary folder, never in the
+    user's ~/bentoml (BentoML fixes its home the first time a process uses it: set it first)."""
+    _BENTOML_HOME.append(tempfile.mkdtemp(prefix="shipyard-tests-bentoml-"))
+    os.environ["BENTOML_HOME"] = _BENTOML_HOME[-1]
+    os.environ["BENTOML_DO_NOT_TRACK"] = "True"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for home in _BENTOML_HOME:
+        shutil.rmtree(home, ignore_errors=True)
 
 EXAMPLES: dict[str, dict[str, Any]] = {
     "breast_cancer": {

@@ -154,8 +154,21 @@ def test_build_refuses_a_tampered_bundle(examples: Any, tmp_path: Path) -> None:
         (bundle / name).write_bytes((examples["breast_cancer"].bundle_dir / name).read_bytes())
     with (bundle / "weights.safetensors").open("ab") as f:
         f.write(b"\0")
-    with pytest.raises(DataError, match="weights do not match"):
+    with pytest.raises(DataError, match="are damaged or were replaced"):
         build_batch_job(bundle, tmp_path / "job", {}, project="examples/breast_cancer", version="v1")
+
+
+def test_cron_line_keeps_the_virtual_environments_python(tmp_path: Path) -> None:
+    """A repository's .venv/bin/python links to the base interpreter: the job's command must name
+    the link (resolved, it is a Python without the virtual environment's packages)."""
+    from shipyard.deploy._paths import repo_relative
+
+    link = tmp_path / ".venv" / "bin" / "python"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(sys.executable)
+    assert repo_relative(link, tmp_path) == ".venv/bin/python"
+    assert repo_relative(tmp_path / "deploy" / "t" / "p" / "batch", tmp_path) == "deploy/t/p/batch"
+    assert repo_relative(link, tmp_path / "elsewhere") == str(Path(sys.executable).resolve())
 
 
 # -- parity ------------------------------------------------------------------------------------

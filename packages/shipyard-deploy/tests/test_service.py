@@ -12,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
+from packaging.version import Version
 from pydantic import ValidationError
 from shipyard.core.errors import ConfigError, DataError
 from shipyard.deploy.service import build_service, validate_settings
@@ -188,8 +190,14 @@ def test_build_writes_a_complete_folder_atomically(examples, tmp_path: Path) -> 
         "kubernetes.yaml",
         "README.md",
         "build.json",
+        "request.json",
+        "schemathesis.toml",
     ):
         assert (out / name).is_file(), name
+    # The example request is a real test row the schema accepts (no example frame: training minimums).
+    schema = build_schema(meta(ex), validate_settings({"auth": {"enabled": True}}))
+    schema.request.model_validate_json((out / "request.json").read_text())
+    assert "Bearer ${SHIPYARD_API_KEY}" in (out / "schemathesis.toml").read_text()
     requirements = (out / "requirements.txt").read_text().splitlines()
     assert any(r.startswith("torch==") for r in requirements) and any(r.startswith("bentoml==") for r in requirements)
     assert not [r for r in requirements if r.startswith(("lightning", "pytorch-lightning", "torchmetrics", "shipyard"))]
@@ -206,6 +214,28 @@ def test_build_writes_a_complete_folder_atomically(examples, tmp_path: Path) -> 
     assert not list(out.parent.glob(".tmp-*"))
     again = build_service(ex.bundle_dir, out, NO_BENTO, project="examples/churn_model", version="v7")
     assert again["model_version"] == "v7" and json.loads((out / "service.json").read_text())["model_version"] == "v7"
+
+
+def test_build_json_is_repository_relative_and_request_json_a_test_row(
+    examples, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """build.json names the folder and the serve command relative to the repository (the folder
+    is DVC-tracked: the same on every machine); request.json holds the first test row."""
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "config.yaml").write_text("{}\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SHIPYARD_ROOT", raising=False)
+    ex = examples["churn"]
+    out = tmp_path / "deploy" / "examples" / "churn" / "service"
+    report = build_service(ex.bundle_dir, out, NO_BENTO, project="examples/churn", example=ex.test)
+    written = json.loads((out / "build.json").read_text())
+    assert written == report
+    assert written["out_dir"] == "deploy/examples/churn/service"
+    assert written["serve"] == "python -m shipyard.deploy.service serve deploy/examples/churn/service --port 3000"
+    assert str(tmp_path) not in (out / "build.json").read_text()
+    request = json.loads((out / "request.json").read_text())
+    assert request == {"rows": rows_of(ex, ex.test.head(1))}
+    assert list(request["rows"][0]) == ModelBundle.load(ex.bundle_dir).preprocessor.features
 
 
 def test_build_refuses_what_is_not_a_bundle(tmp_path: Path) -> None:
@@ -266,7 +296,20 @@ def test_bento_is_built_into_the_store_with_pinned_no_deps_environment(
     assert report["bento_tag"] == "examples-breast_cancer:v1"
     assert report["containerize"] == "bentoml containerize examples-breast_cancer:v1"
     bento = tmp_path / "bentoml" / "bentos" / "examples-breast_cancer" / "v1"
-    assert (bento / "src" / "bundle" / "weights.safetensors").is_file()
+    # The Bento carries the bundle as the BentoML model of the same tag, not as source files.
+    assert not (bento / "src" / "bundle").exists()
+    spec = yaml.safe_load((bento / "bento.yaml").read_text())
+    assert [m["tag"] for m in spec["services"][0]["models"]] == ["examples-breast_cancer:v1"]
+    listed = subprocess.run(
+        [str(Path(sys.executable).with_name("bentoml")), "list", "-o", "json"],
+        env={**os.environ},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    (entry,) = json.loads(listed.stdout)
+    assert entry["tag"] == "examples-breast_cancer:v1" and entry["model_size"] != "0 B"
     assert sorted(p.name.split("-")[0] for p in (bento / "env" / "python" / "wheels").glob("*.whl")) == [
         "shipyard_core",
         "shipyard_deploy",
@@ -276,7 +319,30 @@ def test_bento_is_built_into_the_store_with_pinned_no_deps_environment(
     assert "--no-deps" in install
     requirements = (bento / "env" / "python" / "requirements.txt").read_text()
     assert "torch==" in requirements and "lightning" not in requirements
+    assert "+cpu" not in requirements  # a local version label no public index serves
     assert (bento / "env" / "docker" / "Dockerfile").is_file()
     # A rebuild of the same version replaces the Bento instead of failing.
     again = build_service(ex.bundle_dir, tmp_path / "svc", None, project="examples/breast_cancer", version="v1")
     assert again["bento_tag"] == report["bento_tag"]
+
+
+def test_bentoml_tooling_sees_the_model(examples, tmp_path: Path) -> None:
+    """The bundle is a BentoML model (not files hidden in the service): `bentoml models get`
+    knows it, with the project, version and weights hash; the requirements pin public versions."""
+    ex = examples["churn"]
+    report = build_service(ex.bundle_dir, tmp_path / "svc", NO_BENTO, project="examples/churn", version="v4")
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("bentoml")), "models", "get", report["model_tag"], "-o", "json"],
+        env={**os.environ},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    info = json.loads(done.stdout)
+    meta = json.loads((ex.bundle_dir / "bundle.json").read_text())
+    assert info["labels"]["project"] == "examples/churn" and info["labels"]["model_version"] == "v4"
+    assert info["metadata"]["weights_sha256"] == meta["weights_sha256"]
+    requirements = (tmp_path / "svc" / "requirements.txt").read_text().splitlines()
+    assert f"torch=={Version(torch.__version__).public}" in requirements
+    assert not [r for r in requirements if "+" in r]

@@ -1,7 +1,8 @@
 """The real BentoML server, started as a subprocess on loopback (``python -m
 shipyard.deploy.service serve``) and called over HTTP: predictions against the bundle's on whole
-test splits, every kind of bad input, auth on and off, health, metrics, and schemathesis against
-the service's own OpenAPI description."""
+test splits, every kind of bad input, auth on and off, health, metrics, the folder's
+``request.json``, and schemathesis's default checks (its own CLI too) against the service's
+OpenAPI description."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import numpy as np
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
+from schemathesis.config import SchemathesisConfig
 from schemathesis.generation.modes import GenerationMode
 from shipyard.deploy.service import build_service
 from shipyard.train.bundle import ModelBundle
@@ -147,7 +148,8 @@ def bentoml_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def bc_server(examples, tmp_path_factory, bentoml_home) -> Iterator[Server]:
     out = tmp_path_factory.mktemp("svc") / "breast_cancer"
     conf = {"bento": {"build": False}, "max_rows_per_request": 200, "max_request_bytes": 200_000}
-    build_service(examples["breast_cancer"].bundle_dir, out, conf, project="examples/breast_cancer", version="bc-1")
+    ex = examples["breast_cancer"]
+    build_service(ex.bundle_dir, out, conf, project="examples/breast_cancer", version="bc-1", example=ex.test)
     yield from _serve(out, bentoml_home)
 
 
@@ -159,6 +161,7 @@ def churn_auth_server(examples, tmp_path_factory, bentoml_home) -> Iterator[Serv
         out,
         {"bento": {"build": False}, "auth": {"enabled": True}},
         project="examples/churn",
+        example=examples["churn"].test,
     )
     yield from _serve(out, bentoml_home, SHIPYARD_API_KEY=API_KEY)
 
@@ -245,14 +248,21 @@ def test_health_metrics_and_openapi(bc_server: Server) -> None:
     assert len(row["required"]) == 30 and row["additionalProperties"] is False
 
 
+def _schemathesis_config(server: Server) -> SchemathesisConfig:
+    """The settings the service folder ships for schemathesis (``schemathesis.toml``)."""
+    return SchemathesisConfig.from_path(server.out / "schemathesis.toml")
+
+
 @pytest.mark.parametrize("mode", ["positive", pytest.param("negative", marks=pytest.mark.slow)])
-def test_openapi_fuzzing_never_gets_a_server_error(bc_server: Server, mode: str) -> None:
+def test_openapi_fuzzing_passes_schemathesis_default_checks(bc_server: Server, mode: str) -> None:
     """Schemathesis generates requests from the service's own OpenAPI description (valid ones,
-    then ones that break it) for every operation; none may get a 5xx. Driven through its Python
-    API: its pytest loader does not run under pytest 9."""
+    then ones that break it) for every operation, and runs all its default checks on each answer:
+    no 5xx, every status, header and body as the document declares it (a 400's ``detail`` is the
+    list of problems), valid data accepted and invalid data rejected. Driven through its Python
+    API with the folder's schemathesis.toml: its pytest loader does not run under pytest 9."""
     from hypothesis import given
 
-    schema = schemathesis.openapi.from_url(f"{bc_server.url}/docs.json")
+    schema = schemathesis.openapi.from_url(f"{bc_server.url}/docs.json", config=_schemathesis_config(bc_server))
     operations = [result.ok() for result in schema.get_all_operations()]
     assert any(op.path == "/predict" for op in operations)
     if mode == "negative":  # a GET without parameters has nothing to break
@@ -264,10 +274,67 @@ def test_openapi_fuzzing_never_gets_a_server_error(bc_server: Server, mode: str)
             max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None
         )
         def fuzz(case) -> None:
-            case.call_and_validate(checks=[not_a_server_error])
+            case.call_and_validate()  # checks=None: every default check
 
         fuzz()
     assert "Traceback" not in bc_server.log_text()
+
+
+def _schemathesis_cli(server: Server, **env: str) -> subprocess.CompletedProcess[str]:
+    """``schemathesis run <url>/docs.json`` as a user runs it: from the service folder (which
+    holds its schemathesis.toml), default checks, every phase."""
+    cli = Path(sys.executable).with_name("schemathesis")
+    return subprocess.run(
+        [str(cli), "run", f"{server.url}/docs.json", "--max-examples", "25", "--seed", "7", "--no-color"],
+        cwd=server.out,
+        env={**{k: v for k, v in os.environ.items() if k != "SHIPYARD_API_KEY"}, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_schemathesis_cli_finds_no_issue(bc_server: Server) -> None:
+    done = _schemathesis_cli(bc_server)
+    assert done.returncode == 0, done.stdout[-4000:]
+    assert "No issues found" in done.stdout and "schemathesis.toml" in done.stdout
+
+
+def test_openapi_document_matches_the_answers(bc_server: Server) -> None:
+    """The document says what the service answers: a 400's detail is pydantic's list, the body
+    is required, the front door's 413 and 415 are declared with their body."""
+    with bc_server.client() as client:
+        spec = client.get("/docs.json").json()
+        bad = client.post("/predict", json={"rows": []})
+        empty = client.post("/predict", headers={"content-type": "application/json"})
+    operation = spec["paths"]["/predict"]["post"]
+    assert operation["requestBody"]["required"] is True
+    assert set(operation["responses"]) >= {"200", "400", "413", "415"} and "401" not in operation["responses"]
+    detail = spec["components"]["schemas"]["InvalidArgument"]["properties"]["detail"]
+    assert detail["type"] == "array"
+    item = spec["components"]["schemas"]["ValidationErrorItem"]
+    assert bad.status_code == empty.status_code == 400
+    for answer in (bad, empty):
+        assert isinstance(answer.json()["detail"], list)
+        assert set(item["required"]) <= set(answer.json()["detail"][0])
+    assert operation["responses"]["200"]["headers"]["x-model-version"]["schema"] == {"type": "string"}
+
+
+def test_the_folders_request_json_is_accepted(examples, bc_server: Server) -> None:
+    """request.json (the README's curl example) is a real row of the test split, and the
+    service answers it 200 with that row's prediction."""
+    body = json.loads((bc_server.out / "request.json").read_text())
+    ex = examples["breast_cancer"]
+    bundle = ModelBundle.load(ex.bundle_dir)
+    assert body["rows"] == _rows(bundle, ex.test.head(1))
+    with bc_server.client() as client:
+        answer = client.post(
+            "/predict",
+            content=(bc_server.out / "request.json").read_bytes(),
+            headers={"content-type": "application/json"},
+        )
+    assert answer.status_code == 200, answer.text
+    _assert_same_predictions(bundle, ex.test.head(1), answer.json(), "bc-1")
 
 
 # -- digits: image rows ------------------------------------------------------------------------
@@ -323,6 +390,27 @@ def test_auth_on_needs_the_key_from_the_environment(examples, churn_auth_server:
         asyncio.run(_one_row_each(churn_auth_server.url, rows[:40], headers)),
         bundle.weights_sha256[:12],
     )
+
+
+def test_auth_service_request_json_and_schemathesis_with_the_key(examples, churn_auth_server: Server) -> None:
+    """With auth on, the document declares the key schemes and the 401; schemathesis's CLI (the
+    key from the environment, as the folder's schemathesis.toml says) finds no issue, its
+    ignored-auth check included; request.json with the key gets 200."""
+    with churn_auth_server.client() as anonymous:
+        spec = anonymous.get("/docs.json").json()
+    operation = spec["paths"]["/predict"]["post"]
+    assert "401" in operation["responses"] and operation["security"] == [{"bearer": []}, {"apiKey": []}]
+    assert set(spec["components"]["securitySchemes"]) == {"bearer", "apiKey"}
+    done = _schemathesis_cli(churn_auth_server, SHIPYARD_API_KEY=API_KEY)
+    assert done.returncode == 0, done.stdout[-4000:]
+    assert "No issues found" in done.stdout
+    request = (churn_auth_server.out / "request.json").read_bytes()
+    headers = {"content-type": "application/json", "authorization": f"Bearer {API_KEY}"}
+    with churn_auth_server.client() as client:
+        assert client.post("/predict", content=request, headers={"content-type": "application/json"}).status_code == 401
+        answer = client.post("/predict", content=request, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()[0]["model_version"] == ModelBundle.load(examples["churn"].bundle_dir).weights_sha256[:12]
 
 
 def test_serve_refuses_to_start_without_the_key(churn_auth_server: Server, bentoml_home: Path) -> None:

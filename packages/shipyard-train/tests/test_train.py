@@ -67,6 +67,38 @@ def test_loading_something_else_fails_clearly(tmp_path: Path) -> None:
         ModelBundle.load(tmp_path)
 
 
+@pytest.mark.parametrize("damage", ["same-size", "truncated", "no-hash"])
+def test_loading_checks_the_weights_against_their_hash(tmp_path: Path, damage: str) -> None:
+    """A bundle whose weights are not the ones bundle.json records is refused by every load,
+    naming the file and the caller's fix; verify_bundle, the same check, needs no torch."""
+    from shipyard.train.bundle import verify_bundle
+
+    pre = _pre()
+    bundle = ModelBundle(
+        meta={"model": MLP, "task": "multiclass", "project": {"team": "t", "name": "p"}},
+        preprocessor=pre,
+        net=build_network(MLP, pre),
+    )
+    bundle.save(tmp_path / "b")
+    weights, meta_path = tmp_path / "b" / "weights.safetensors", tmp_path / "b" / "bundle.json"
+    assert verify_bundle(tmp_path / "b")["weights_sha256"] == bundle.weights_sha256
+    data = weights.read_bytes()
+    if damage == "same-size":
+        weights.write_bytes(data[:-16] + bytes(16))
+    elif damage == "truncated":
+        weights.write_bytes(data[: len(data) // 2])
+    else:
+        meta_path.write_text(json.dumps({k: v for k, v in bundle.meta.items() if k != "weights_sha256"}))
+    for load in (lambda **kw: ModelBundle.load(tmp_path / "b", **kw), lambda **kw: verify_bundle(tmp_path / "b", **kw)):
+        with pytest.raises(DataError, match="are damaged or were replaced") as info:
+            load()
+        assert info.value.where == str(weights) and info.value.exit_code == 2
+        assert info.value.fix == "retrain it: make train PROJECT=t/p"
+        with pytest.raises(DataError) as info:
+            load(fix="rebuild it")
+        assert info.value.fix == "rebuild it"
+
+
 def test_epoch_shuffle_depends_on_seed_and_epoch_only() -> None:
     a, b = EpochShuffle(50, seed=3), EpochShuffle(50, seed=3)
     first = list(a)

@@ -71,9 +71,11 @@ def _builders() -> dict[str, Builder]:
     def service(
         bundle: Path, out: Path, conf: dict[str, Any], project: str, version: str, test: Path
     ) -> dict[str, Any]:
+        import pandas as pd
         from shipyard.deploy.service import build_service
 
-        return build_service(bundle, out, conf, project=project, version=version)
+        # request.json gets a real row of the version's test split.
+        return build_service(bundle, out, conf, project=project, version=version, example=pd.read_parquet(test))
 
     def batch(bundle: Path, out: Path, conf: dict[str, Any], project: str, version: str, test: Path) -> dict[str, Any]:
         from shipyard.deploy.batch import build_batch_job

@@ -15,7 +15,6 @@ The folder is written atomically, and only when its content changes.
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 from collections.abc import Mapping
@@ -23,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.core.atomic import atomic_dir
-from shipyard.core.errors import ConfigError, DataError
+from shipyard.core.errors import ConfigError
 from shipyard.core.hashing import file_sha256
-from shipyard.core.paths import find_root, parse_project
+from shipyard.core.paths import parse_project
+from shipyard.deploy._paths import repo_relative, repo_root
 from shipyard.deploy.batch._conf import BatchConf, batch_conf
 from shipyard.deploy.batch._job import BUNDLE_DIR, JOB_FILE, Job
 from shipyard.deploy.batch.pipeline import NODES
@@ -89,21 +89,10 @@ def build_batch_job(
 
 
 def _bundle_meta(bundle_dir: Path) -> dict[str, Any]:
-    missing = [f for f in BUNDLE_FILES if not (bundle_dir / f).is_file()]
-    if missing:
-        raise DataError(
-            f"{bundle_dir} is not a model bundle (no {missing[0]})",
-            where=str(bundle_dir),
-            fix="train the project first with `make train`",
-        )
-    meta = json.loads((bundle_dir / "bundle.json").read_text(encoding="utf-8"))
-    if file_sha256(bundle_dir / "weights.safetensors") != meta.get("weights_sha256"):
-        raise DataError(
-            "the bundle's weights do not match the hash in its bundle.json",
-            where=str(bundle_dir),
-            fix="retrain the project (`make train`); a bundle is never edited by hand",
-        )
-    return dict(meta)
+    # The bundle loader's own check (files, format, weights against their hash), without torch.
+    from shipyard.train.bundle import verify_bundle
+
+    return verify_bundle(bundle_dir)
 
 
 def _with_defaults(settings: BatchConf, key: str, data: dict[str, Any], team: str, name: str) -> BatchConf:
@@ -143,8 +132,8 @@ def _changed(out_dir: Path, files: dict[str, str], bundle_dir: Path) -> bool:
 def _render(job: Job, out_dir: Path) -> dict[str, str]:
     import yaml
 
-    root = _root(out_dir)
-    job_path = _rel(out_dir, root)
+    root = repo_root(out_dir.parent)
+    job_path = repo_relative(out_dir, root)
     command = _command(job_path)
     files = {
         JOB_FILE: "# Batch job spec, written by `shipyard deploy` (rebuild instead of editing).\n"
@@ -158,20 +147,6 @@ def _render(job: Job, out_dir: Path) -> dict[str, str]:
     return files
 
 
-def _root(out_dir: Path) -> Path | None:
-    try:
-        return Path(find_root(out_dir.resolve().parent))
-    except ConfigError:
-        return None
-
-
-def _rel(path: Path, root: Path | None) -> str:
-    path = path.resolve()
-    if root is not None and path.is_relative_to(root):
-        return path.relative_to(root).as_posix()
-    return str(path)
-
-
 def _command(job_path: str) -> list[str]:
     python = Path(sys.executable)
     return [str(python), "-m", "shipyard.deploy.batch", "run", job_path, "--no-progress"]
@@ -179,7 +154,7 @@ def _command(job_path: str) -> list[str]:
 
 def _command_text(command: list[str], root: Path | None) -> str:
     python = Path(command[0])
-    exe = _rel(python, root) if root is not None and python.absolute().is_relative_to(root) else command[0]
+    exe = repo_relative(python, root) if root is not None and python.absolute().is_relative_to(root) else command[0]
     return shlex.join([exe, *command[1:]])
 
 

@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from shipyard.core.errors import ConfigError
-from shipyard.deploy.batch._sinks import SinkSpec, open_sink, part_name
+from shipyard.deploy.batch._sinks import SinkSpec, open_sink, part_name, writing
 from shipyard.deploy.batch._sources import SourceSpec, open_source
 
 if TYPE_CHECKING:
@@ -57,7 +57,8 @@ def score_task(
             continue
         offset = None if task.unit.offset is None else task.unit.offset + chunk.index * size
         scored = scorer.score(chunk, offset, name, scored_at)
-        writer.write(name, scored, chunk.last)
+        with writing(sink):
+            writer.write(name, scored, chunk.last)
         result = {"part": name, "rows": scored.rows, "rejected": scored.rejected, "last": chunk.last}
         results.append(result)
         if on_part is not None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from shipyard.core.errors import DataError
 from shipyard.deploy.batch._job import Job
-from shipyard.deploy.batch._sinks import Sink, SinkSpec, open_sink, parse_output, part_name
+from shipyard.deploy.batch._sinks import Sink, SinkSpec, open_sink, parse_output, part_name, writing
 from shipyard.deploy.batch._sources import Source, SourceSpec, Unit, open_source, parse_input
 
 __all__ = ["FINGERPRINT_VERSION", "Plan", "Task", "make_plan"]
@@ -58,14 +58,16 @@ def make_plan(job: Job, run: dict[str, Any], resources: ExitStack) -> Plan:
     source = open_source(spec)
     units = source.units()
     columns = _columns(job, source, units)
-    sink_spec = parse_output(run["output"])
+    # The output belongs to this project's batch job: it replaces only what that job wrote.
+    sink_spec = parse_output(run["output"], owner=job.project)
     sink = open_sink(sink_spec)
     resources.callback(sink.close)
     fingerprint = _fingerprint(job, source)
-    manifest = sink.begin(fingerprint, bool(run.get("resume", True)), datetime.now(UTC).isoformat())
+    with writing(sink_spec):
+        manifest = sink.begin(fingerprint, bool(run.get("resume", True)), datetime.now(UTC).isoformat())
+        finished = sink.finished()
+        done = sink.done() if finished is None else {}
     scored_at = datetime.fromisoformat(manifest["scored_at"])
-    finished = sink.finished()
-    done = sink.done() if finished is None else {}
     tasks = [] if finished else _tasks(job, units, done)
     known = [u.rows for u in units]
     return Plan(

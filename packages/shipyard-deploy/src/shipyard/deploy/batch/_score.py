@@ -36,17 +36,18 @@ class Scorer:
 
     def __init__(self, job: Job) -> None:
         import numpy as np
+        from shipyard.deploy._bundles import rebuild_fix
         from shipyard.deploy.batch._validate import RowChecks
         from shipyard.train.bundle import ModelBundle
 
         self.job = job
-        self.bundle = ModelBundle.load(job.bundle)
+        self.bundle = ModelBundle.load(job.bundle, fix=rebuild_fix(job.project, "batch"))
         if self.bundle.weights_sha256 != job.weights_sha256:
             raise DataError(
                 "the job's bundle is not the model the job was built for (weights hash differs)",
                 where=str(job.bundle),
                 value=self.bundle.weights_sha256,
-                fix="rebuild the job: `make deploy TARGET=batch`",
+                fix=rebuild_fix(job.project, "batch"),
             )
         self.pre = self.bundle.preprocessor
         self.classes = np.asarray(self.pre.classes) if self.pre.classes else None

@@ -97,8 +97,12 @@ def engine_for(url: str) -> Any:
 
 def sql_error(exc: BaseException, location: SqlLocation, role: str) -> DataError:
     text = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-    return DataError(
-        f"the SQL {role} failed: {text}",
-        where=location.display,
-        fix="check the URL, that the database runs and accepts connections, and the table",
-    )
+    fix = "check the URL, that the database runs and accepts connections, and the table"
+    lowered = text.lower()
+    if role == "output" and ("full" in lowered or "readonly" in lowered or "read-only" in lowered):
+        # Each part is one transaction: what committed before the failure stays, and a rerun resumes.
+        fix = (
+            "free space for the database, or make it writable for the user running the job; then run "
+            "the same command again: the parts already written are kept and the job resumes"
+        )
+    return DataError(f"the SQL {role} failed: {text}", where=location.display, fix=fix)

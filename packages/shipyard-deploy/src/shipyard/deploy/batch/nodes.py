@@ -15,6 +15,7 @@ from typing import Any
 from shipyard.core.errors import DataError
 from shipyard.deploy.batch._job import Job
 from shipyard.deploy.batch._plan import Plan, make_plan
+from shipyard.deploy.batch._sinks import writing
 
 __all__ = ["finish_job", "plan_job", "score_parts"]
 
@@ -80,7 +81,8 @@ def finish_job(plan: Plan, results: list[dict[str, Any]]) -> dict[str, Any]:
         "seconds": round(seconds, 3),
         "rows_per_second": round(this_run / seconds, 1) if seconds > 0 else None,
     }
-    summary = plan.sink.finish(summary, ok)
+    with writing(plan.sink_spec):
+        summary = plan.sink.finish(summary, ok)
     if not ok:
         raise DataError(
             f"{rejected} of {rows} rows ({fraction:.2%}) failed the feature schema, more than the allowed {limit:.2%}",

@@ -20,17 +20,24 @@ __all__ = ["ServiceSettings", "build_service", "load_service", "serve", "validat
 
 
 def build_service(
-    bundle_dir: Path, out_dir: Path, conf: Mapping[str, Any] | None, *, project: str, version: str | None = None
+    bundle_dir: Path,
+    out_dir: Path,
+    conf: Mapping[str, Any] | None,
+    *,
+    project: str,
+    version: str | None = None,
+    example: Any = None,
 ) -> dict[str, Any]:
     """Write the service folder for ``bundle_dir`` into ``out_dir`` and build its Bento.
 
     ``conf`` is the project's ``deploy.service`` section; ``version`` the model version the
-    responses carry (default: the bundle's ``weights_sha256[:12]``). Returns the report that is
-    also written to ``out_dir/build.json``: paths, Bento tag, endpoints.
+    responses carry (default: the bundle's ``weights_sha256[:12]``); ``example`` a DataFrame of
+    test rows, the first of which the service accepts becomes ``request.json``. Returns the
+    report that is also written to ``out_dir/build.json``: paths, Bento tag, endpoints.
     """
     from shipyard.deploy.service._build import build_service as build
 
-    return build(bundle_dir, out_dir, conf, project=project, version=version)
+    return build(bundle_dir, out_dir, conf, project=project, version=version, example=example)
 
 
 def serve(out_dir: Path, port: int, host: str = "127.0.0.1") -> int:

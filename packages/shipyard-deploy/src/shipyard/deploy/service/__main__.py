@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from shipyard.core.errors import ConfigError, ShipyardError
+from shipyard.core.errors import ConfigError, DataError, ShipyardError
 from shipyard.deploy.service import build_service, serve
 
 
@@ -25,6 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--project", required=True, help="team/name")
     build.add_argument("--version", default=None, help="model version (default: the weights hash, 12 digits)")
     build.add_argument("--conf", default=None, help="the deploy.service section as JSON")
+    build.add_argument("--example", type=Path, default=None, help="Parquet file of test rows for request.json")
     return parser
 
 
@@ -46,13 +47,26 @@ def _conf(text: str | None) -> dict[str, object] | None:
         ) from exc
 
 
+def _example(path: Path | None) -> object:
+    if path is None:
+        return None
+    if not path.is_file():
+        raise DataError(f"--example {path} does not exist", where=str(path), fix="name the test split's Parquet file")
+    import pandas as pd
+
+    return pd.read_parquet(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "serve":
             return _serve(args)
         conf = _conf(args.conf)
-        report = build_service(args.bundle_dir, args.out_dir, conf, project=args.project, version=args.version)
+        example = _example(args.example)
+        report = build_service(
+            args.bundle_dir, args.out_dir, conf, project=args.project, version=args.version, example=example
+        )
         print(json.dumps(report, indent=2))
         return 0
     except ShipyardError as exc:

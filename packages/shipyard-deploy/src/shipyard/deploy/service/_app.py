@@ -1,9 +1,15 @@
 """The BentoML service, built at import time from a service folder written by ``build_service``.
 
 ``<out_dir>/service.py`` (the Bento's entry point, ``service:ShipyardService``) calls
-:func:`load_service`. Importing it reads two JSON files and generates the pydantic models: no
-torch. The model is loaded (safetensors, no pickle, no Lightning) when BentoML creates the
-service instance in each worker, and warmed up before the worker reports ready.
+:func:`load_service`. Importing it reads ``service.json`` and the model's ``bundle.json`` and
+generates the pydantic models: no torch. The model is a BentoML model in the model store
+(:mod:`._store`: put there from the folder's ``bundle/`` if the store lacks it; a Bento names its
+own), declared on the service class so that BentoML packs and resolves it. Before any worker
+starts, the server's main process checks the API key and the model's weights hash once
+(BentoML's ``on_deployment`` hook) and refuses to start, exit code 2, if either is wrong: a
+restart loop of workers answering 500 is never the result. Each worker then loads the model
+(safetensors, no pickle, no Lightning; the loader checks the hash again) and warms it up before
+it reports ready.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shipyard.core.errors import ConfigError, DataError
+from shipyard.core.errors import ConfigError, DataError, ShipyardError
+from shipyard.deploy._bundles import rebuild_fix
 from shipyard.deploy.service._config import ServiceSettings
 from shipyard.deploy.service._schema import ServiceSchema, build_schema
 
@@ -59,11 +66,24 @@ def read_spec(out_dir: Path) -> dict[str, Any]:
 
 
 def load_service(out_dir: Path) -> Any:
-    """The ``bentoml.Service`` for a built service folder."""
+    """The ``bentoml.Service`` for a built service folder (or a Bento's copy of one)."""
+    from shipyard.deploy.service._store import stored_model, sync_model
+    from shipyard.train.bundle import META
+
     spec = read_spec(out_dir)
     settings = ServiceSettings.from_dict(spec["settings"])
-    meta = json.loads((out_dir / BUNDLE_DIR / "bundle.json").read_text())
-    return _make_service(out_dir / BUNDLE_DIR, spec, settings, build_schema(meta, settings))
+    if (out_dir / BUNDLE_DIR).is_dir():
+        model = sync_model(out_dir, spec, verify=False)
+    else:  # a Bento: it carries the model in its own store
+        model = stored_model(str(spec["model_tag"]))
+        if model is None:
+            raise DataError(
+                f"the BentoML model {spec['model_tag']} is missing",
+                where=str(out_dir),
+                fix=rebuild_fix(str(spec["project"]), "service"),
+            )
+    meta = json.loads(Path(model.path_of(META)).read_text())
+    return _make_service(spec, settings, build_schema(meta, settings))
 
 
 def _service_config(spec: dict[str, Any], settings: ServiceSettings) -> dict[str, Any]:
@@ -88,11 +108,11 @@ def _service_config(spec: dict[str, Any], settings: ServiceSettings) -> dict[str
     return config
 
 
-def _make_service(bundle_dir: Path, spec: dict[str, Any], settings: ServiceSettings, schema: ServiceSchema) -> Any:
+def _make_service(spec: dict[str, Any], settings: ServiceSettings, schema: ServiceSchema) -> Any:
     import bentoml
 
     version = str(spec["model_version"])
-    service = bentoml.service(**_service_config(spec, settings))(_service_class(bundle_dir, spec, settings, schema))
+    service = bentoml.service(**_service_config(spec, settings))(_service_class(spec, settings, schema))
     service.add_asgi_middleware(
         _guard_from_env,  # type: ignore[arg-type]
         settings=settings,
@@ -103,18 +123,41 @@ def _make_service(bundle_dir: Path, spec: dict[str, Any], settings: ServiceSetti
     return service
 
 
-def _service_class(bundle_dir: Path, spec: dict[str, Any], settings: ServiceSettings, schema: ServiceSchema) -> type:
-    """The class BentoML wraps: model loading, readiness, and the batchable ``/predict`` API."""
+def _preflight(model: Any, spec: dict[str, Any], settings: ServiceSettings) -> Any:
+    """BentoML's ``on_deployment`` hook: runs once in the server's main process, before any
+    worker starts (``make serve`` and ``bentoml serve`` alike). A wrong key or damaged weights
+    end the server with the one message and exit code 2."""
+    import bentoml
+
+    def preflight() -> None:
+        from shipyard.train.bundle import verify_bundle
+
+        try:
+            api_key(settings)
+            verify_bundle(Path(model.resolve().path), fix=rebuild_fix(str(spec["project"]), "service"))
+        except ShipyardError as exc:
+            # BentoML would print a traceback and start nothing useful; say why, once, and stop.
+            print(exc.render(), file=sys.stderr, flush=True)
+            raise SystemExit(exc.exit_code) from None
+
+    return bentoml.on_deployment(preflight)
+
+
+def _service_class(spec: dict[str, Any], settings: ServiceSettings, schema: ServiceSchema) -> type:
+    """The class BentoML wraps: its model, model loading, readiness, and the batchable
+    ``/predict`` API."""
     import bentoml
 
     version = str(spec["model_version"])
     prediction = schema.prediction
+    model = bentoml.models.BentoModel(str(spec["model_tag"]))
+    fix = rebuild_fix(str(spec["project"]), "service")
 
     def __init__(self: Any) -> None:
         import anyio
 
         _quiet_rejections()
-        self.bundle = _load_bundle(bundle_dir, settings)
+        self.bundle = _load_bundle(Path(self.model.path), settings, fix)
         self.version = version
         self.inline = _inline(self.bundle, settings)
         self.limiter = anyio.CapacityLimiter(1)
@@ -158,6 +201,8 @@ def _service_class(bundle_dir: Path, spec: dict[str, Any], settings: ServiceSett
         f"health /livez, readiness /readyz, metrics /metrics, OpenAPI /docs.json."
     )
     namespace = {
+        "model": model,  # BentoML packs it into the Bento and resolves it where the service runs
+        "preflight": _preflight(model, spec, settings),
         "__init__": __init__,
         "__is_ready__": __is_ready__,
         "predict": api,
@@ -170,19 +215,28 @@ def _service_class(bundle_dir: Path, spec: dict[str, Any], settings: ServiceSett
 def _guard_from_env(app: Any, *, settings: ServiceSettings, **options: Any) -> Any:
     """The :class:`Guard`, built when a worker builds its app: the key is read from the
     environment then, so a ``bentoml build`` on a machine without the key still works."""
+    from functools import partial
+
     from shipyard.deploy.service._guard import Guard
+    from shipyard.deploy.service._openapi import describe
 
-    return Guard(app, api_key=api_key(settings), **options)
+    document = partial(
+        describe,
+        api_paths=options["api_paths"],
+        auth=settings.auth,
+        max_request_bytes=settings.max_request_bytes,
+    )
+    return Guard(app, api_key=api_key(settings), document=document, **options)
 
 
-def _load_bundle(bundle_dir: Path, settings: ServiceSettings) -> Any:
+def _load_bundle(bundle_dir: Path, settings: ServiceSettings, fix: str) -> Any:
     import torch
     from shipyard.train.bundle import ModelBundle
 
     started = time.perf_counter()
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
-    bundle = ModelBundle.load(bundle_dir)
+    bundle = ModelBundle.load(bundle_dir, fix=fix)
     # One forward pass before reporting ready, so the first real request pays no lazy set-up.
     bundle.scores_from_input(torch.zeros(1, bundle.preprocessor.n_features).numpy())
     log.info(

@@ -1,5 +1,5 @@
 """``build_service``: a model bundle and the ``deploy.service`` config in, a service folder
-(and a Bento in the local BentoML store) out."""
+(and a Bento, carrying the bundle as a BentoML model, in the local BentoML store) out."""
 
 from __future__ import annotations
 
@@ -9,18 +9,24 @@ import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipyard.core.atomic import atomic_dir, write_json
 from shipyard.core.errors import ConfigError, DataError, ShipyardError
+from shipyard.deploy._paths import repo_relative, repo_root
 from shipyard.deploy.service import _templates as tpl
 from shipyard.deploy.service._app import BUNDLE_DIR, PREDICT_ROUTE, SERVICE_JSON
 from shipyard.deploy.service._config import ServiceSettings, validate_settings
-from shipyard.deploy.service._schema import build_schema
+from shipyard.deploy.service._schema import build_schema, example_request
+from shipyard.deploy.service._store import MODEL_FILES, store_model
 
-__all__ = ["BUILD_JSON", "ENDPOINTS", "build_service"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["BUILD_JSON", "ENDPOINTS", "REQUEST_JSON", "build_service"]
 
 BUILD_JSON = "build.json"
+REQUEST_JSON = "request.json"
 ENDPOINTS = {
     "predict": f"POST {PREDICT_ROUTE}",
     "livez": "GET /livez",
@@ -29,7 +35,6 @@ ENDPOINTS = {
     "openapi": "GET /docs.json",
     "docs": "GET /",
 }
-_BUNDLE_FILES = ("weights.safetensors", "bundle.json")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+:@/-]{0,127}$")  # e.g. tabular/breast_cancer@v3.0.0
 
 
@@ -74,11 +79,14 @@ def _version(version: str | None, meta: Mapping[str, Any]) -> str:
     return version
 
 
-def _spec(project: str, version: str, name: str, settings: ServiceSettings, meta: Mapping[str, Any]) -> dict[str, Any]:
+def _spec(
+    project: str, version: str, name: str, tag: str, settings: ServiceSettings, meta: Mapping[str, Any]
+) -> dict[str, Any]:
     return {
         "project": project,
         "model_version": version,
         "service_name": name,
+        "model_tag": tag,  # the BentoML model: the same name and version as the Bento
         "task": meta["preprocessor"]["task"],
         "weights_sha256": meta.get("weights_sha256"),
         "settings": settings.to_dict(),
@@ -150,17 +158,29 @@ def _readme(project: str, version: str, name: str, tag: str, settings: ServiceSe
         max_batch=settings.max_batch_size,
         max_latency=settings.max_latency_ms,
         docker_env=f"-e {settings.auth_env_var} " if settings.auth else "",
+        curl_auth=f' -H "Authorization: Bearer ${settings.auth_env_var}"' if settings.auth else "",
     )
 
 
-def _write_folder(tmp: Path, bundle_dir: Path, spec: dict[str, Any], tag: str, settings: ServiceSettings) -> None:
+def _schemathesis(settings: ServiceSettings) -> str:
+    # ${NAME} is schemathesis's own placeholder for an environment variable: the key stays out of the file.
+    headers = f'headers = {{ Authorization = "Bearer ${{{settings.auth_env_var}}}" }}\n' if settings.auth else ""
+    return tpl.SCHEMATHESIS.substitute(port=settings.port, max_bytes=settings.max_request_bytes, headers=headers)
+
+
+def _write_folder(
+    tmp: Path, bundle_dir: Path, spec: dict[str, Any], settings: ServiceSettings, request: dict[str, Any]
+) -> None:
     from shipyard.deploy.service._environment import build_wheels, pinned_requirements, torch_index
 
-    project, version, name = spec["project"], spec["model_version"], spec["service_name"]
+    project, version, name, tag = spec["project"], spec["model_version"], spec["service_name"], spec["model_tag"]
     (tmp / BUNDLE_DIR).mkdir()
-    for file in _BUNDLE_FILES:
+    for file in MODEL_FILES:
         shutil.copy2(bundle_dir / file, tmp / BUNDLE_DIR / file)
     write_json(tmp / SERVICE_JSON, spec)
+    # Rows keep the model's feature order (write_json would sort the keys).
+    (tmp / REQUEST_JSON).write_text(json.dumps(request, indent=2) + "\n")
+    (tmp / "schemathesis.toml").write_text(_schemathesis(settings))
     (tmp / "service.py").write_text(tpl.SERVICE_PY.substitute(project=project, version=version))
     wheels = build_wheels(tmp / "wheels")
     (tmp / "requirements.txt").write_text("\n".join(pinned_requirements()) + "\n")
@@ -203,37 +223,49 @@ def _build_bento(folder: Path, tag: str) -> str:
 
 
 def build_service(
-    bundle_dir: Path, out_dir: Path, conf: Mapping[str, Any] | None, *, project: str, version: str | None = None
+    bundle_dir: Path,
+    out_dir: Path,
+    conf: Mapping[str, Any] | None,
+    *,
+    project: str,
+    version: str | None = None,
+    example: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Write everything the service needs into ``out_dir`` (atomically) and build its Bento.
 
     ``conf`` is the ``deploy.service`` section; ``version`` the model version responses carry
-    (default: the first 12 hex digits of the bundle's weights hash). Returns a small report:
-    paths, Bento tag, endpoints.
+    (default: the first 12 hex digits of the bundle's weights hash); ``example`` rows (the test
+    split) give ``request.json`` a real row. Returns a small report, paths relative to the
+    repository: folder, Bento tag, endpoints.
     """
     settings = validate_settings(conf)
     bundle_dir, out_dir = Path(bundle_dir), Path(out_dir)
     meta = _read_meta(bundle_dir)
-    build_schema(meta, settings)  # fails here, not at serve time, if the schema cannot be generated
+    schema = build_schema(meta, settings)  # fails here, not at serve time, if it cannot be generated
     _check_bundle(bundle_dir)
+    request = example_request(meta, schema, example)
     version = _version(version, meta)
     name = settings.name or _tag_part(project.replace("/", "-"))
     tag = f"{name}:{_tag_part(version)}"
-    spec = _spec(project, version, name, settings, meta)
+    spec = _spec(project, version, name, tag, settings, meta)
+    folder = repo_relative(out_dir, repo_root(out_dir.parent))
     with atomic_dir(out_dir) as tmp:
-        _write_folder(tmp, bundle_dir, spec, tag, settings)
-        # Built from the scratch folder, before it replaces out_dir: a failed build leaves the
-        # previous service folder as it was.
+        _write_folder(tmp, bundle_dir, spec, settings, request)
+        # The model goes into BentoML's model store afresh (`make deploy` is the fix for a damaged
+        # copy there), then the Bento is built from the scratch folder, before it replaces
+        # out_dir: a failed build leaves the previous service folder as it was.
+        store_model(tmp / BUNDLE_DIR, spec)
         bento_tag = _build_bento(tmp, tag) if settings.build_bento else None
         report = {
             "project": project,
             "model_version": version,
             "service": name,
             "bento_tag": bento_tag,
-            "out_dir": str(out_dir),
+            "model_tag": tag,
+            "out_dir": folder,
             "files": [*sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file()), BUILD_JSON],
             "endpoints": ENDPOINTS,
-            "serve": f"python -m shipyard.deploy.service serve {out_dir} --port {settings.port}",
+            "serve": f"python -m shipyard.deploy.service serve {folder} --port {settings.port}",
             "containerize": f"bentoml containerize {bento_tag}" if bento_tag else None,
         }
         write_json(tmp / BUILD_JSON, report)

@@ -2,7 +2,9 @@
 
 The pins come from the environment the service was built and tested in (the installed
 distributions and their declared requirements, closed transitively), so the image runs the same
-versions, and nothing reaches the network at build time. Shipyard's own layer packages are not
+versions, and nothing reaches the network at build time. A pin names the public version: a local
+label such as torch's ``+cpu`` names a build no public index serves (the CPU index goes into the
+bentofile instead, where pip finds ``2.13.0+cpu`` for ``torch==2.13.0``). Shipyard's own layer packages are not
 on any index: they travel as wheels, built from a copy of their source (the repository is never
 written to). Everything installs with ``--no-deps``: the training stack those packages declare
 (Lightning, torchmetrics, pandas) stays out of the image.
@@ -36,8 +38,10 @@ def _canonical(name: str) -> str:
 
 
 def pinned_requirements(roots: tuple[str, ...] = RUNTIME_ROOTS) -> list[str]:
-    """``name==version`` for ``roots`` and everything they require, as installed here."""
+    """``name==version`` for ``roots`` and everything they require, as installed here (public
+    versions: ``torch==2.13.0`` for an installed ``2.13.0+cpu``)."""
     from packaging.requirements import Requirement
+    from packaging.version import Version
 
     pins: dict[str, str] = {}
     seen: set[tuple[str, frozenset[str]]] = set()
@@ -51,7 +55,7 @@ def pinned_requirements(roots: tuple[str, ...] = RUNTIME_ROOTS) -> list[str]:
             dist = metadata.distribution(name)
         except metadata.PackageNotFoundError:
             continue  # an optional requirement this environment does not have: the image need not either
-        pins[_canonical(dist.metadata["Name"])] = dist.version
+        pins[_canonical(dist.metadata["Name"])] = Version(dist.version).public
         for line in dist.requires or []:
             req = Requirement(line)
             if req.marker is not None and not any(req.marker.evaluate({"extra": e}) for e in {"", *extras}):

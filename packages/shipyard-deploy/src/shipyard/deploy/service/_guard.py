@@ -2,7 +2,9 @@
 
 A plain ASGI middleware (BentoML's ``add_asgi_middleware``), so it answers before BentoML reads
 or parses a body: an oversized payload never reaches JSON parsing, and an unauthenticated one
-never reaches the model. Health, readiness and metrics stay open for probes and scrapers.
+never reaches the model. Health, readiness and metrics stay open for probes and scrapers. It
+also serves the OpenAPI document as corrected by :mod:`shipyard.deploy.service._openapi`, which
+describes, among the rest, the answers given here.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ Send = Callable[[Message], Awaitable[None]]
 
 # Probes, scrapers and the API description need no key (the description holds no data).
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/schema.json", "/"})
+OPENAPI_PATH = "/docs.json"
+Document = Callable[[dict[str, Any]], dict[str, Any]]
 _OPEN_PREFIXES = ("/static_content/", "/assets/")  # the OpenAPI page's scripts and styles
 _JSON_TYPES = frozenset({"", "application/json"})
 
@@ -36,8 +40,10 @@ class Guard:
         max_request_bytes: int,
         api_paths: frozenset[str],
         model_version: str,
+        document: Document | None = None,
     ) -> None:
         self.app = app
+        self.document = document
         self.api_key = api_key.encode() if api_key else None
         self.max_bytes = max_request_bytes
         self.api_paths = api_paths
@@ -72,7 +78,10 @@ class Guard:
         if body is False:
             await self._too_large(send)
             return
-        await self.app(scope, _replay(body, receive) if isinstance(body, bytes) else receive, self._tag(send))
+        send = self._tag(send)
+        if path == OPENAPI_PATH and self.document is not None:
+            send = _rewrite_json(send, self.document)
+        await self.app(scope, _replay(body, receive) if isinstance(body, bytes) else receive, send)
 
     def _authorized(self, headers: dict[bytes, bytes]) -> bool:
         given = headers.get(b"x-api-key")
@@ -113,6 +122,38 @@ class Guard:
             await send(message)
 
         return tagged
+
+
+def _rewrite_json(send: Send, change: Document) -> Send:
+    """Hold a JSON response until its body is complete, then send ``change(body)`` instead (a
+    response that is not a 200 JSON object goes out as it came)."""
+    start: Message | None = None
+    chunks: list[bytes] = []
+
+    async def rewrite(message: Message) -> None:
+        nonlocal start
+        if message["type"] == "http.response.start":
+            start = message
+            return
+        if message["type"] != "http.response.body" or start is None:
+            await send(message)
+            return
+        chunks.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        body = b"".join(chunks)
+        if start.get("status") == 200:
+            try:
+                document = json.loads(body)
+            except ValueError:
+                document = None
+            if isinstance(document, dict):
+                body = json.dumps(change(document)).encode()
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    return rewrite
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from shipyard.core.errors import DataError
 from shipyard.deploy.service._config import ServiceSettings
 
-__all__ = ["IMAGE_FIELD", "ServiceSchema", "build_schema"]
+__all__ = ["IMAGE_FIELD", "ServiceSchema", "build_schema", "example_request"]
 
 IMAGE_FIELD = "image"
 _MAX_CATEGORY_CHARS = 256
@@ -210,3 +210,55 @@ def build_schema(meta: Mapping[str, Any], settings: ServiceSettings) -> ServiceS
     )
     shape = meta["preprocessor"].get("shape")
     return ServiceSchema(row, request, _prediction_model(meta), features, attrs, list(shape) if shape else None)
+
+
+def _plain(value: Any) -> Any:
+    """A cell as JSON has it: numpy scalars as Python numbers, NaN and None as null."""
+    value = value.item() if hasattr(value, "item") else value
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def _example_rows(meta: Mapping[str, Any], schema: ServiceSchema, frame: Any) -> list[dict[str, Any]]:
+    """Candidate request rows: each row of ``frame`` (features only), or one row made of the
+    training minimums and first categories when there is no frame."""
+    if frame is None:
+        specs = {s["name"]: s for s in meta.get("feature_schema", [])}
+        values = [
+            specs[f]["min"] if specs[f]["dtype"] != "category" else (specs[f].get("categories") or [None])[0]
+            for f in schema.features
+        ]
+        records = [dict(zip(schema.features, values, strict=True))]
+    else:
+        records = frame[schema.features].head(100).to_dict(orient="records")
+    rows = []
+    for record in records:
+        cells = [_plain(record[f]) for f in schema.features]
+        if schema.shape is not None:
+            import numpy as np
+
+            pixels = np.asarray([math.nan if c is None else c for c in cells], dtype=np.float64)
+            rows.append({IMAGE_FIELD: pixels.reshape(schema.shape).tolist()})
+        else:
+            rows.append(dict(zip(schema.features, cells, strict=True)))
+    return rows
+
+
+def example_request(meta: Mapping[str, Any], schema: ServiceSchema, frame: Any = None) -> dict[str, Any]:
+    """A request body ``/predict`` accepts: the first row of ``frame`` (a test split) that passes
+    the request schema, or, without a frame, a row of training minimums and first categories."""
+    import json
+
+    from pydantic import ValidationError
+
+    for row in _example_rows(meta, schema, frame):
+        body = {"rows": [row]}
+        try:
+            schema.request.model_validate_json(json.dumps(body, allow_nan=False))
+        except (ValidationError, ValueError):
+            continue
+        return body
+    raise DataError(
+        "no row of the test split passes the service's request schema, so there is no example request",
+        key="deploy.service.range_check",
+        fix="check the feature ranges the bundle records, or widen deploy.service.range_check.margin",
+    )
