@@ -206,8 +206,7 @@ def build_job(bundle: Path, work: Path) -> Path:
     from shipyard.deploy.batch import build_batch_job
 
     job = work / "job"
-    conf = {"deploy": {"batch": {"chunk_size": CHUNK}}, "data": {"key": None}}
-    build_batch_job(bundle, job, conf, project=PROJECT, version="bench")
+    build_batch_job(bundle, job, {"chunk_size": CHUNK}, project=PROJECT, version="bench")
     return job
 
 

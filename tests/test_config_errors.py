@@ -57,6 +57,8 @@ CASES = [
     (["checks.class_balance=[0.9,0.1]"], ["checks.class_balance must be [low, high] with low <= high"]),
     (["deploy.service.port=70000"], ["deploy.service.port must be at least 1 and at most 65535"]),
     (["deploy.batch.schedule.cron=daily"], ["not a cron schedule", "@daily"]),
+    (["deploy.edge.metric=r2"], ["deploy.edge.metric", "not a metric of this task", "accuracy, precision"]),
+    (["deploy.service.host=localhost"], ["deploy.service.host must be an IP address"]),
     (["data.source.path=/etc/passwd"], ["data.source.path must be a path inside the repository"]),
     (["data.source.path=../../x.csv"], ["data.source.path must be a path inside the repository"]),
     (["optim.lr=${nothere}"], ["optim.lr", "nothere", "interpolation"]),

@@ -31,6 +31,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     for home in _BENTOML_HOME:
         shutil.rmtree(home, ignore_errors=True)
 
+
 EXAMPLES: dict[str, dict[str, Any]] = {
     "breast_cancer": {
         "data": {"source": {"kind": "csv", "path": "bc.csv", "fetch": "sklearn:breast_cancer"}, "target": "target"},
@@ -38,12 +39,26 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "model": {"_target_": "shipyard.train.models.MLP", "hidden": [32, 16], "dropout": 0.1, "activation": "relu"},
     },
     "digits": {
-        "data": {"source": {"kind": "csv", "path": "digits.csv", "fetch": "sklearn:digits"}, "target": "target", "shape": [1, 8, 8]},
+        "data": {
+            "source": {"kind": "csv", "path": "digits.csv", "fetch": "sklearn:digits"},
+            "target": "target",
+            "shape": [1, 8, 8],
+        },
         "task": "multiclass",
-        "model": {"_target_": "shipyard.train.models.CNN", "channels": [8, 16], "kernel_size": 3, "hidden": 32, "dropout": 0.1},
+        "model": {
+            "_target_": "shipyard.train.models.CNN",
+            "channels": [8, 16],
+            "kernel_size": 3,
+            "hidden": 32,
+            "dropout": 0.1,
+        },
     },
     "churn": {
-        "data": {"source": {"kind": "csv", "path": "churn.csv", "fetch": "synthetic:churn"}, "target": "churned", "key": "customer_id"},
+        "data": {
+            "source": {"kind": "csv", "path": "churn.csv", "fetch": "synthetic:churn"},
+            "target": "churned",
+            "key": "customer_id",
+        },
         "task": "binary",
         "model": {"_target_": "shipyard.train.models.MLP", "hidden": [16], "dropout": 0.0, "activation": "relu"},
     },
@@ -62,24 +77,35 @@ class Example:
 
 
 def _train_example(name: str, root: Path) -> Example:
+    from shipyard.core.compose import section
     from shipyard.core.registry import component_schema
-    from shipyard.core.schema import EarlyStoppingConf, ModelConf, OptimConf, ProjectConf, SplitConf, Task, TrainerConf
+    from shipyard.core.schema import (
+        DataConf,
+        EarlyStoppingConf,
+        ModelConf,
+        OptimConf,
+        PreprocessConf,
+        ProjectConf,
+        SplitConf,
+        Task,
+        TrainerConf,
+    )
     from shipyard.data import fetch_raw, fit_preprocessor, ingest, split_frame
     from shipyard.train.fit import train_model
 
     spec = EXAMPLES[name]
-    data = {"key": None, "features": None, "drop": [], "shape": None, **spec["data"]}
-    fetch_raw(data["source"], root)
+    data = section(DataConf, spec["data"], "data")
+    fetch_raw(data.source, root)
     frame = ingest(data, root)
-    train, val, test, _ = split_frame(frame, SplitConf(), data["target"], spec["task"], 42)
-    state = fit_preprocessor(train, data, {"numeric": "standard", "impute": "median", "categorical": "onehot"}, spec["task"])
-    params = {k: v for k, v in spec["model"].items() if k != "_target_"}
+    train, val, test, _ = split_frame(frame, SplitConf(), data.target, spec["task"], 42)
+    state = fit_preprocessor(train, data.target, data.shape, PreprocessConf(), spec["task"])
     target = spec["model"]["_target_"]
+    params = section(component_schema(target), {k: v for k, v in spec["model"].items() if k != "_target_"}, "model")
     result = train_model(
         train,
         val,
         state,
-        model=ModelConf(target, component_schema(target)(**params)),
+        model=ModelConf(target, params),
         optim=OptimConf(lr=0.003),
         trainer=TrainerConf(max_epochs=8, progress_bar=False, early_stopping=EarlyStoppingConf(enabled=False)),
         seed=42,
@@ -88,7 +114,7 @@ def _train_example(name: str, root: Path) -> Example:
     )
     bundle_dir = root / f"{name}-bundle"
     result.bundle.save(bundle_dir)
-    return Example(name, bundle_dir, train, val, test, str(frame.columns[0]), data["target"])
+    return Example(name, bundle_dir, train, val, test, str(frame.columns[0]), data.target)
 
 
 @pytest.fixture(scope="session")

@@ -19,8 +19,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from shipyard.core.compose import section
 from shipyard.core.errors import ConfigError, DataError
-from shipyard.deploy.batch import BatchConf, batch_conf, build_batch_job, run_batch_job
+from shipyard.core.schema import BatchConf
+from shipyard.deploy.batch import build_batch_job, run_batch_job
 from shipyard.train.bundle import ModelBundle
 
 REPO = Path(__file__).resolve().parents[3]
@@ -36,9 +38,16 @@ ENV = {
 def make_job(example: Any, root: Path, version: str = "v1", **batch: Any) -> Path:
     """Build ``example``'s batch job under ``root`` (as `make deploy TARGET=batch` would)."""
     key = None if example.key == "row_id" else example.key
-    conf = {"deploy": {"batch": batch}, "data": {"key": key, "source": {"kind": "csv", "path": "raw.csv"}}}
     job_dir = root / "deploy" / "examples" / example.name / "batch"
-    build_batch_job(example.bundle_dir, job_dir, conf, project=f"examples/{example.name}", version=version)
+    build_batch_job(
+        example.bundle_dir,
+        job_dir,
+        batch,
+        project=f"examples/{example.name}",
+        version=version,
+        data_key=key,
+        data_source={"kind": "csv", "path": "raw.csv"},
+    )
     return job_dir
 
 
@@ -63,26 +72,21 @@ def files_state(folder: Path) -> dict[str, tuple[bytes, int]]:
 # -- config ------------------------------------------------------------------------------------
 
 
-def test_default_yaml_spells_out_the_schema_defaults() -> None:
-    text = (REPO / "conf" / "deploy" / "batch" / "default.yaml").read_text()
-    assert yaml.safe_load(text) == BatchConf().to_dict()
-
-
 @pytest.mark.parametrize(
-    ("section", "key", "message"),
+    ("conf", "key", "message"),
     [
         ({"chunk_sise": 10}, "deploy.batch.chunk_sise", 'did you mean "chunk_size"'),
-        ({"engine": "spark"}, "deploy.batch.engine", "bad value"),
-        ({"chunk_size": 0}, "deploy.batch.chunk_size", "bad value"),
-        ({"rejects": {"max_fraction": 2}}, "deploy.batch.rejects.max_fraction", "bad value"),
-        ({"rejects": {"unknown_category": "drop"}}, "deploy.batch.rejects.unknown_category", "bad value"),
-        ({"schedule": {"cron": "every day"}}, "deploy.batch.schedule.cron", "bad value"),
+        ({"engine": "spark"}, "deploy.batch.engine", "not allowed"),
+        ({"chunk_size": 0}, "deploy.batch.chunk_size", "at least 1"),
+        ({"rejects": {"max_fraction": 2}}, "deploy.batch.rejects.max_fraction", "at most 1"),
+        ({"rejects": {"unknown_category": "drop"}}, "deploy.batch.rejects.unknown_category", "not allowed"),
+        ({"schedule": {"cron": "every day"}}, "deploy.batch.schedule.cron", "not a cron schedule"),
         ({"dask": {"n_worker": 2}}, "deploy.batch.dask.n_worker", 'did you mean "n_workers"'),
     ],
 )
-def test_config_mistakes_name_the_key(section: dict[str, Any], key: str, message: str) -> None:
+def test_config_mistakes_name_the_key(conf: dict[str, Any], key: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:
-        batch_conf(section)
+        section(BatchConf, conf, "deploy.batch")
     assert info.value.key == key
     assert message in info.value.message
     assert info.value.fix
@@ -137,7 +141,7 @@ def test_job_folder_pipeline_is_the_runner_pipeline(examples: Any, tmp_path: Pat
 
 def test_rebuild_is_a_no_op_until_the_model_changes(examples: Any, tmp_path: Path) -> None:
     ex = examples["breast_cancer"]
-    conf = {"deploy": {"batch": {}}, "data": {"key": None}}
+    conf: dict[str, Any] = {}
     job_dir = tmp_path / "job"
     assert build_batch_job(ex.bundle_dir, job_dir, conf, project="examples/breast_cancer", version="v1")["changed"]
     before = files_state(job_dir)

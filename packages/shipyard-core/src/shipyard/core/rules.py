@@ -21,13 +21,24 @@ from typing import Any
 
 from shipyard.core.errors import ConfigError, did_you_mean
 from shipyard.core.schema import (
+    BoundsConf,
+    ChecksConf,
+    ColumnCheckConf,
+    DataConf,
+    EdgeConf,
+    EdgeVariant,
     ParamConf,
     ParamType,
     Pruner,
+    ScheduleConf,
     SearchConf,
+    ServiceConf,
     ShipyardConfig,
+    SourceConf,
     SourceKind,
+    SplitConf,
     SplitKind,
+    TrainerConf,
 )
 
 __all__ = [
@@ -66,7 +77,7 @@ def _err(key: str, message: str, value: Any, fix: str) -> ConfigError:
     return ConfigError(message, key=key, value=value, fix=fix)
 
 
-# -- bounds --------------------------------------------------------------------------------------
+# -- bounds and section rules: everything a section can check on its own ----------------------
 
 _BOUNDS: dict[str, tuple[Callable[[float, float], bool], str]] = {
     "ge": (lambda v, b: v >= b, "at least"),
@@ -76,33 +87,44 @@ _BOUNDS: dict[str, tuple[Callable[[float, float], bool], str]] = {
 }
 
 
-def _walk(obj: Any, prefix: str) -> Iterator[tuple[str, dataclasses.Field[Any], Any]]:
+def _sections(obj: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    """Every dataclass in the tree with its key prefix (``"deploy.service."``)."""
+    yield prefix, obj
     for field in dataclasses.fields(obj):
         value = getattr(obj, field.name)
         key = f"{prefix}{field.name}"
-        yield key, field, value
         if dataclasses.is_dataclass(value):
-            yield from _walk(value, f"{key}.")
-        elif isinstance(value, dict):
-            for name, item in value.items():
+            yield from _sections(value, f"{key}.")
+        elif isinstance(value, dict | list):
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for name, item in items:
                 if dataclasses.is_dataclass(item):
-                    yield from _walk(item, f"{key}.{name}.")
+                    yield from _sections(item, f"{key}.{name}." if isinstance(value, dict) else f"{key}[{name}].")
 
 
-def check_bounds(obj: Any, prefix: str = "") -> None:
-    """Every field's declared bounds (``ge``/``gt``/``le``/``lt`` in its metadata)."""
-    for key, field, value in _walk(obj, prefix):
+def _bounds(obj: Any, prefix: str) -> None:
+    for field in dataclasses.fields(obj):
         rules = [(name, field.metadata[name]) for name in _BOUNDS if name in field.metadata]
+        value, key = getattr(obj, field.name), f"{prefix}{field.name}"
         if not rules or value is None:
             continue
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, bool) or not isinstance(item, int | float):
                 continue
             for name, bound in rules:
-                ok = _BOUNDS[name][0]
-                if not (math.isfinite(item) and ok(item, bound)):
+                if not (math.isfinite(item) and _BOUNDS[name][0](item, bound)):
                     allowed = " and ".join(f"{_BOUNDS[n][1]} {b:g}" for n, b in rules)
                     raise _err(key, f"{key} must be {allowed}", value, f"set {key} to a number {allowed}")
+
+
+def check_bounds(obj: Any, prefix: str = "") -> None:
+    """Every field's declared bounds (``ge``/``gt``/``le``/``lt`` in its metadata) and every
+    section's own rules (:data:`SECTION_RULES`), for a whole config or one section of it."""
+    for key, section in _sections(obj, prefix):
+        _bounds(section, key)
+        rule = SECTION_RULES.get(type(section))
+        if rule is not None:
+            rule(section, key)
 
 
 # -- metrics -------------------------------------------------------------------------------------
@@ -127,7 +149,7 @@ def _metric(key: str, name: str, known: list[str], what: str = "a metric the pip
         )
 
 
-# -- sections ------------------------------------------------------------------------------------
+# -- section rules (run by check_bounds wherever a section is checked) ------------------------
 
 
 def split_warnings(cfg: ShipyardConfig) -> list[str]:
@@ -142,103 +164,91 @@ def split_warnings(cfg: ShipyardConfig) -> list[str]:
     return out
 
 
-def _split(cfg: ShipyardConfig) -> None:
-    split = cfg.split
-    if split.kind == SplitKind.stratified and cfg.project.task == "regression":
-        raise _err(
-            "split.kind",
-            "a stratified split keeps class proportions, and a regression task has no classes",
-            str(split.kind),
-            "use split=random (or time, group, kfold) for a regression project",
-        )
+def _split(split: SplitConf, p: str) -> None:
     if split.kind == SplitKind.kfold:
         for name in ("train", "val"):
             if getattr(split, name) is not None:
                 raise _err(
-                    f"split.{name}",
+                    f"{p}{name}",
                     f"a kfold split takes no {name} fraction: validation is fold `fold` of `folds` of the "
                     "non-test rows",
                     getattr(split, name),
-                    f"remove split.{name} (or set it to null) and choose split.folds and split.test",
+                    f"remove {p}{name} (or set it to null) and choose {p}folds and {p}test",
                 )
         if split.fold >= split.folds:
-            raise _err(
-                "split.fold", f"split.fold must be below split.folds ({split.folds})", split.fold, "use 0 .. folds-1"
-            )
+            raise _err(f"{p}fold", f"{p}fold must be below {p}folds ({split.folds})", split.fold, "use 0 .. folds-1")
     else:
         missing = [n for n in ("train", "val") if getattr(split, n) is None]
         if missing:
             raise _err(
-                f"split.{missing[0]}",
-                f"a {split.kind} split needs split.{missing[0]}",
+                f"{p}{missing[0]}",
+                f"a {split.kind} split needs {p}{missing[0]}",
                 None,
-                "set split.train, split.val and split.test so they add up to 1",
+                f"set {p}train, {p}val and {p}test so they add up to 1",
             )
         total = float(split.train or 0) + float(split.val or 0) + split.test
         if abs(total - 1.0) > 1e-6:
             raise _err(
-                "split",
+                p.rstrip("."),
                 f"split fractions add up to {total:g}, not 1",
                 {"train": split.train, "val": split.val, "test": split.test},
-                "make split.train + split.val + split.test equal 1",
+                f"make {p}train + {p}val + {p}test equal 1",
             )
     for kind, column in ((SplitKind.group, "group_column"), (SplitKind.time, "time_column")):
         if split.kind == kind and not getattr(split, column):
-            raise _err(f"split.{column}", f"a {kind} split needs split.{column}", None, f"set split.{column}")
+            raise _err(f"{p}{column}", f"a {kind} split needs {p}{column}", None, f"set {p}{column}")
 
 
-def _source(cfg: ShipyardConfig) -> None:
-    source = cfg.data.source
-    needs = {
-        SourceKind.csv: ("path",),
-        SourceKind.parquet: ("path",),
-        SourceKind.images: ("path",),
-        SourceKind.sklearn: ("name",),
-        SourceKind.sql: ("url",),
-    }[source.kind]
-    for name in needs:
-        if not getattr(source, name):
-            raise _err(
-                f"data.source.{name}",
-                f"a {source.kind} source needs data.source.{name}",
-                None,
-                f"set data.source.{name}",
-            )
-    shape = cfg.data.shape
-    if source.kind == SourceKind.images and (not shape or len(shape) != 3 or shape[0] not in (1, 3)):
-        raise _err(
-            "data.shape",
-            "an image folder needs data.shape [channels (1 or 3), height, width]",
-            shape,
-            "set data.shape, e.g. [1, 28, 28] for grey or [3, 32, 32] for colour images",
-        )
+_SOURCE_NEEDS = {
+    SourceKind.csv: "path",
+    SourceKind.parquet: "path",
+    SourceKind.images: "path",
+    SourceKind.sklearn: "name",
+    SourceKind.sql: "url",
+}
+
+
+def _source(source: SourceConf, p: str) -> None:
+    name = _SOURCE_NEEDS[source.kind]
+    if not getattr(source, name):
+        raise _err(f"{p}{name}", f"a {source.kind} source needs {p}{name}", None, f"set {p}{name}")
     if source.kind == SourceKind.sql and bool(source.query) == bool(source.table):
         raise _err(
-            "data.source.query",
+            f"{p}query",
             "a sql source takes exactly one of query and table",
             {"query": source.query, "table": source.table},
-            "set data.source.table to read a whole table, or data.source.query for a SELECT",
+            f"set {p}table to read a whole table, or {p}query for a SELECT",
         )
     if source.path:
         path = PurePosixPath(source.path.replace("\\", "/"))
         if path.is_absolute() or ".." in path.parts:
             raise _err(
-                "data.source.path",
-                "data.source.path must be a path inside the repository",
+                f"{p}path",
+                f"{p}path must be a path inside the repository",
                 source.path,
                 "copy or link the data under data/<team>/<name>/01_raw/ and give the repository-relative path "
                 "(track it with `dvc add`)",
             )
 
 
-def _trainer(cfg: ShipyardConfig) -> None:
-    trainer = cfg.trainer
+def _data(data: DataConf, p: str) -> None:
+    shape = data.shape
+    if data.source.kind == SourceKind.images and (not shape or len(shape) != 3 or shape[0] not in (1, 3)):
+        raise _err(
+            f"{p}shape",
+            "an image folder needs data.shape [channels (1 or 3), height, width]",
+            shape,
+            f"set {p}shape, e.g. [1, 28, 28] for grey or [3, 32, 32] for colour images",
+        )
+
+
+def _trainer(trainer: TrainerConf, p: str) -> None:
     if trainer.min_epochs > trainer.max_epochs:
         raise _err(
-            "trainer.min_epochs",
-            f"trainer.min_epochs ({trainer.min_epochs}) is above trainer.max_epochs ({trainer.max_epochs})",
+            f"{p}min_epochs",
+            f"{p}min_epochs ({trainer.min_epochs}) is above {p}max_epochs ({trainer.max_epochs})",
             trainer.min_epochs,
-            "lower trainer.min_epochs or raise trainer.max_epochs",
+            f"lower {p}min_epochs or raise {p}max_epochs",
         )
     devices = trainer.devices
     ok = (
@@ -249,55 +259,50 @@ def _trainer(cfg: ShipyardConfig) -> None:
     )
     if not ok:
         raise _err(
-            "trainer.devices",
-            "trainer.devices must be a count >= 1, -1, auto, or a list of GPU ids",
+            f"{p}devices",
+            f"{p}devices must be a count >= 1, -1, auto, or a list of GPU ids",
             devices,
-            "set trainer.devices to e.g. 1 (trainer=ddp runs 2 CPU processes)",
+            f"set {p}devices to e.g. 1 (trainer=ddp runs 2 CPU processes)",
         )
-    monitor = trainer.early_stopping.monitor
-    known = ["val/loss", *(f"val/{m}" for m in METRICS[str(cfg.project.task)])]
-    _metric("trainer.early_stopping.monitor", monitor, known, "a metric measured every epoch")
 
 
-def _gate(cfg: ShipyardConfig) -> None:
-    known = known_metrics(cfg)
-    if cfg.gate.metric != "auto":
-        _metric("gate.metric", cfg.gate.metric, known)
-    for name, bounds in cfg.gate.thresholds.items():
-        key = f"gate.thresholds.{name}"
-        _metric(key, name, known)
-        if bounds.min is None and bounds.max is None:
-            raise _err(key, f"{key} sets neither min nor max", None, f"write {name}: {{min: 0.9}}")
-        if bounds.min is not None and bounds.max is not None and bounds.min > bounds.max:
-            raise _err(key, f"{key}: min is above max", {"min": bounds.min, "max": bounds.max}, "swap min and max")
+def _metric_bounds(bounds: BoundsConf, p: str) -> None:
+    key = p.rstrip(".")
+    if bounds.min is None and bounds.max is None:
+        raise _err(key, f"{key} sets neither min nor max", None, f"write {key.rsplit('.', 1)[-1]}: {{min: 0.9}}")
+    if bounds.min is not None and bounds.max is not None and bounds.min > bounds.max:
+        raise _err(key, f"{key}: min is above max", {"min": bounds.min, "max": bounds.max}, "swap min and max")
 
 
-def _checks(cfg: ShipyardConfig) -> None:
-    pairs = [("checks.class_balance", cfg.checks.class_balance)]
-    for name, rule in cfg.checks.columns.items():
-        key = f"checks.columns.{name}"
-        if rule.min is not None and rule.max is not None and rule.min > rule.max:
-            raise _err(f"{key}.min", f"{key}: min is above max", {"min": rule.min, "max": rule.max}, "swap min and max")
-        pairs.append((f"{key}.mean", rule.mean))
-        pairs += [(f"{key}.quantiles.{q}", b) for q, b in rule.quantiles.items()]
-        for q in rule.quantiles:
-            try:
-                ok = 0.0 <= float(q) <= 1.0
-            except ValueError:
-                ok = False
-            if not ok:
-                raise _err(f"{key}.quantiles", f"{key}.quantiles: {q!r} is not a quantile", q, 'use "0.5" style keys')
-    for key, pair in pairs:
-        numbers = pair is None or all(isinstance(v, int | float) and not isinstance(v, bool) for v in pair)
-        if pair is not None and (not numbers or len(pair) != 2 or pair[0] > pair[1]):
-            raise _err(key, f"{key} must be [low, high] with low <= high", pair, "write two numbers, e.g. [0.1, 0.9]")
+def _pair(key: str, pair: list[Any] | None) -> None:
+    numbers = pair is None or all(isinstance(v, int | float) and not isinstance(v, bool) for v in pair)
+    if pair is not None and (not numbers or len(pair) != 2 or pair[0] > pair[1]):
+        raise _err(key, f"{key} must be [low, high] with low <= high", pair, "write two numbers, e.g. [0.1, 0.9]")
 
 
-def _deploy(cfg: ShipyardConfig) -> None:
-    service = cfg.deploy.service
+def _checks(checks: ChecksConf, p: str) -> None:
+    _pair(f"{p}class_balance", checks.class_balance)
+
+
+def _column(rule: ColumnCheckConf, p: str) -> None:
+    key = p.rstrip(".")
+    if rule.min is not None and rule.max is not None and rule.min > rule.max:
+        raise _err(f"{p}min", f"{key}: min is above max", {"min": rule.min, "max": rule.max}, "swap min and max")
+    _pair(f"{p}mean", rule.mean)
+    for q, bounds in rule.quantiles.items():
+        try:
+            ok = 0.0 <= float(q) <= 1.0
+        except ValueError:
+            ok = False
+        if not ok:
+            raise _err(f"{p}quantiles", f"{p}quantiles: {q!r} is not a quantile", q, 'use "0.5" style keys')
+        _pair(f"{p}quantiles.{q}", bounds)
+
+
+def _service(service: ServiceConf, p: str) -> None:
     if service.name is not None and not _NAME.match(service.name):
         raise _err(
-            "deploy.service.name",
+            f"{p}name",
             f"{service.name!r} is not a valid Bento name",
             service.name,
             "use lower-case letters, digits, '-', '_' and '.', starting and ending with a letter or digit",
@@ -306,49 +311,88 @@ def _deploy(cfg: ShipyardConfig) -> None:
         ipaddress.ip_address(service.host)
     except ValueError:
         raise _err(
-            "deploy.service.host",
-            "deploy.service.host must be an IP address",
+            f"{p}host",
+            f"{p}host must be an IP address",
             service.host,
             "use 127.0.0.1 to serve on this machine only (0.0.0.0 inside a container)",
         ) from None
     workers = service.workers
     if workers != "cpu_count" and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise _err(
-            "deploy.service.workers",
-            "deploy.service.workers must be a number >= 1 or cpu_count",
-            workers,
-            "set deploy.service.workers to e.g. 2, or cpu_count",
+            f"{p}workers", f"{p}workers must be a number >= 1 or cpu_count", workers, "set it to e.g. 2, or cpu_count"
         )
     if not _ENV_VAR.match(service.auth.env_var):
         raise _err(
-            "deploy.service.auth.env_var",
-            "deploy.service.auth.env_var must name an environment variable",
+            f"{p}auth.env_var",
+            f"{p}auth.env_var must name an environment variable",
             service.auth.env_var,
             "use an upper-case name such as SHIPYARD_API_KEY; the key itself is never stored in config",
         )
-    cron = cfg.deploy.batch.schedule.cron.strip()
+
+
+def _schedule(schedule: ScheduleConf, p: str) -> None:
+    cron = schedule.cron.strip()
     fields = cron.split()
     if cron not in _CRON_ALIASES and not (len(fields) == 5 and all(_CRON_FIELD.match(x) for x in fields)):
         raise _err(
-            "deploy.batch.schedule.cron",
-            "deploy.batch.schedule.cron is not a cron schedule",
+            f"{p}cron",
+            f"{p}cron is not a cron schedule",
             cron,
             'use five cron fields ("0 2 * * *" is daily at 02:00) or an alias like @daily',
         )
-    edge = cfg.deploy.edge
+
+
+def _edge(edge: EdgeConf, p: str) -> None:
     variants = [str(v) for v in edge.variants]
     if len(set(variants)) < len(variants):
-        raise _err("deploy.edge.variants", "deploy.edge.variants lists a variant twice", variants, "list each once")
+        raise _err(f"{p}variants", f"{p}variants lists a variant twice", variants, "list each once")
+    names = [str(v) for v in EdgeVariant]
     for name in edge.tolerance:
-        if name not in ("fp32", "int8", "fp16"):
+        if name not in names:
             raise _err(
-                f"deploy.edge.tolerance.{name}",
-                f"unknown edge variant {name!r}{did_you_mean(name, ('fp32', 'int8', 'fp16'))}",
+                f"{p}tolerance.{name}",
+                f"unknown edge variant {name!r}{did_you_mean(name, names)}",
                 name,
-                "tolerances are keyed by variant: fp32, int8, fp16",
+                "tolerances are keyed by variant: " + ", ".join(names),
             )
-    if edge.metric != "auto":
-        _metric("deploy.edge.metric", edge.metric, list(METRICS[str(cfg.project.task)]), "a metric of this task")
+
+
+SECTION_RULES: dict[type, Callable[[Any, str], None]] = {
+    SplitConf: _split,
+    SourceConf: _source,
+    DataConf: _data,
+    TrainerConf: _trainer,
+    BoundsConf: _metric_bounds,
+    ChecksConf: _checks,
+    ColumnCheckConf: _column,
+    ServiceConf: _service,
+    ScheduleConf: _schedule,
+    EdgeConf: _edge,
+}
+
+
+# -- rules across sections ---------------------------------------------------------------------
+
+
+def _across(cfg: ShipyardConfig) -> None:
+    """Rules that tie sections together: what the task allows."""
+    task = str(cfg.project.task)
+    if cfg.split.kind == SplitKind.stratified and task == "regression":
+        raise _err(
+            "split.kind",
+            "a stratified split keeps class proportions, and a regression task has no classes",
+            str(cfg.split.kind),
+            "use split=random (or time, group, kfold) for a regression project",
+        )
+    per_epoch = ["val/loss", *(f"val/{m}" for m in METRICS[task])]
+    _metric("trainer.early_stopping.monitor", cfg.trainer.early_stopping.monitor, per_epoch, "measured every epoch")
+    known = known_metrics(cfg)
+    if cfg.gate.metric != "auto":
+        _metric("gate.metric", cfg.gate.metric, known)
+    for name in cfg.gate.thresholds:
+        _metric(f"gate.thresholds.{name}", name, known)
+    if cfg.deploy.edge.metric != "auto":
+        _metric("deploy.edge.metric", cfg.deploy.edge.metric, list(METRICS[task]), "a metric of this task")
 
 
 # -- search --------------------------------------------------------------------------------------
@@ -606,12 +650,7 @@ def check(cfg: ShipyardConfig, root: Path, value_check: Callable[..., None]) -> 
     search would put at ``config_key`` against the schema (compose supplies it)."""
     check_bounds(cfg)
     _component(cfg.model.params, cfg)
-    _source(cfg)
-    _split(cfg)
-    _trainer(cfg)
-    _gate(cfg)
-    _checks(cfg)
-    _deploy(cfg)
+    _across(cfg)
     _search(cfg, root, value_check)
     for message in split_warnings(cfg):
         warnings.warn(message, UserWarning, stacklevel=4)

@@ -227,44 +227,44 @@ def _registry_paths(args: argparse.Namespace) -> Any:
     return ProjectPaths.of(find_root(), args.project)
 
 
-def _follow(paths: Any, config: dict[str, Any]) -> None:
+def _follow(paths: Any, cfg: Any) -> None:
     """Deployments follow production: rebuild the declared targets for the new version."""
-    if not config["deploy"]["targets"]:
+    if not cfg.deploy.targets:
         return
     from shipyard.engine.deploy import deploy_dir, deploy_project, summary
 
-    for target, report in deploy_project(paths, config, say=_say).items():
+    for target, report in deploy_project(paths, cfg, say=_say).items():
         _say(summary(target, deploy_dir(paths, target), report) or f"  {target}: built")
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
     from shipyard.registry import Registry
 
-    paths, _, config = _compose(args)
+    paths, cfg, _ = _compose(args)
     version, previous = Registry(paths).promote(args.version, args.stage)
     before = f" (was {previous.version}, now archived)" if previous else ""
     print(f"{paths.project} {version.version} is now {args.stage}{before}")
     if args.stage == "production":
-        _follow(paths, config)
+        _follow(paths, cfg)
     return 0
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     from shipyard.registry import Registry
 
-    paths, _, config = _compose(args)
+    paths, cfg, _ = _compose(args)
     restored, replaced = Registry(paths).rollback()
     print(f"{paths.project}: production is {restored.version} again ({replaced.version} archived)")
-    _follow(paths, config)
+    _follow(paths, cfg)
     return 0
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     from shipyard.engine.deploy import deploy_dir, deploy_project, summary
 
-    paths, _, config = _compose(args)
+    paths, cfg, _ = _compose(args)
     targets = [t for t in (args.target or "").split(",") if t] or None
-    reports = deploy_project(paths, config, targets=targets, version=args.version, say=_say)
+    reports = deploy_project(paths, cfg, targets=targets, version=args.version, say=_say)
     for target, report in reports.items():
         out = deploy_dir(paths, target)
         print(summary(target, out, report) or f"{target}: {paths.rel(out)}")

@@ -18,6 +18,7 @@ from typing import Any
 
 from shipyard.core.errors import ConfigError, did_you_mean
 from shipyard.core.paths import ProjectPaths
+from shipyard.core.schema import ShipyardConfig
 from shipyard.engine.pipeline import DATASETS
 
 __all__ = ["TARGETS", "deploy_dir", "deploy_project", "materialize", "summary"]
@@ -58,29 +59,37 @@ def summary(target: str, out: Path, report: dict[str, Any]) -> str:
     return str(report.get("summary", ""))
 
 
-Builder = Callable[[Path, Path, dict[str, Any], str, str, Path], dict[str, Any]]
+Builder = Callable[[Path, Path, ShipyardConfig, str, str, Path], dict[str, Any]]
 
 
 def _builders() -> dict[str, Builder]:
-    def edge(bundle: Path, out: Path, conf: dict[str, Any], project: str, version: str, test: Path) -> dict[str, Any]:
+    def edge(bundle: Path, out: Path, cfg: ShipyardConfig, project: str, version: str, test: Path) -> dict[str, Any]:
         import pandas as pd
         from shipyard.deploy.edge import build_edge
 
-        return build_edge(bundle, out, conf, project=project, version=version, test_frame=pd.read_parquet(test))
+        frame = pd.read_parquet(test)
+        return build_edge(bundle, out, cfg.deploy.edge, project=project, version=version, test_frame=frame)
 
-    def service(
-        bundle: Path, out: Path, conf: dict[str, Any], project: str, version: str, test: Path
-    ) -> dict[str, Any]:
+    def service(bundle: Path, out: Path, cfg: ShipyardConfig, project: str, version: str, test: Path) -> dict[str, Any]:
         import pandas as pd
         from shipyard.deploy.service import build_service
 
         # request.json gets a real row of the version's test split.
-        return build_service(bundle, out, conf, project=project, version=version, example=pd.read_parquet(test))
+        frame = pd.read_parquet(test)
+        return build_service(bundle, out, cfg.deploy.service, project=project, version=version, example=frame)
 
-    def batch(bundle: Path, out: Path, conf: dict[str, Any], project: str, version: str, test: Path) -> dict[str, Any]:
+    def batch(bundle: Path, out: Path, cfg: ShipyardConfig, project: str, version: str, test: Path) -> dict[str, Any]:
         from shipyard.deploy.batch import build_batch_job
 
-        return build_batch_job(bundle, out, conf, project=project, version=version)
+        return build_batch_job(
+            bundle,
+            out,
+            cfg.deploy.batch,
+            project=project,
+            version=version,
+            data_key=cfg.data.key,
+            data_source=cfg.data.source,
+        )
 
     return {"edge": edge, "service": service, "batch": batch}
 
@@ -98,7 +107,7 @@ def _track(paths: ProjectPaths, folders: list[Path]) -> None:
 
 def deploy_project(
     paths: ProjectPaths,
-    config: dict[str, Any],
+    config: ShipyardConfig,
     *,
     targets: list[str] | None = None,
     version: str | None = None,
@@ -107,7 +116,7 @@ def deploy_project(
     """Build ``targets`` (default: ``deploy.targets``) for ``version`` (default: production)."""
     from shipyard.registry import Registry, RegistryError
 
-    wanted = list(targets or config["deploy"]["targets"])
+    wanted = [str(t) for t in (targets or config.deploy.targets)]
     if not wanted:
         raise ConfigError(
             f"{paths.project} declares no deployment targets",
@@ -142,10 +151,8 @@ def deploy_project(
         for target in wanted:
             say(f"▶ deploy {target} ({label})")
             out = deploy_dir(paths, target)
-            # The batch job also reads the project's key column and data source: give it all.
-            conf = config if target == "batch" else dict(config["deploy"][target] or {})
             reports[target] = builders[target](
-                files["model_bundle"], out, conf, paths.project, label, files["test_split"]
+                files["model_bundle"], out, config, paths.project, label, files["test_split"]
             )
     _track(paths, [deploy_dir(paths, t) for t in wanted])
     return reports

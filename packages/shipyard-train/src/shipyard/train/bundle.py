@@ -13,8 +13,7 @@ and hashed once), so a damaged or swapped file is refused by name instead of ser
 bundle is whole before handing it on (a server's main process, a job builder).
 
 Loading imports torch but never Lightning (docs/architecture.md: Lightning stays out of
-inference paths);
-importing this module imports neither.
+inference paths); importing this module imports neither.
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ Importing this package is cheap: torch, pyarrow, Kedro and Dask load when a job 
 from __future__ import annotations
 
 from shipyard.deploy.batch._build import build_batch_job
-from shipyard.deploy.batch._conf import BatchConf, batch_conf
 from shipyard.deploy.batch._run import run_batch_job
 
-__all__ = ["BatchConf", "batch_conf", "build_batch_job", "run_batch_job"]
+__all__ = ["build_batch_job", "run_batch_job"]

@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.core.atomic import atomic_dir
+from shipyard.core.compose import section
 from shipyard.core.errors import ConfigError
 from shipyard.core.hashing import file_sha256
 from shipyard.core.paths import parse_project
+from shipyard.core.schema import BatchConf, SourceConf, SourceKind
 from shipyard.deploy._paths import repo_relative, repo_root
-from shipyard.deploy.batch._conf import BatchConf, batch_conf
 from shipyard.deploy.batch._job import BUNDLE_DIR, JOB_FILE, Job
 from shipyard.deploy.batch.pipeline import NODES
 
@@ -37,29 +38,37 @@ DEFAULT_KEY = "row_id"  # what shipyard.data numbers rows as when a project name
 
 
 def build_batch_job(
-    bundle_dir: Path, out_dir: Path, conf: Mapping[str, Any], *, project: str, version: str
+    bundle_dir: Path,
+    out_dir: Path,
+    conf: BatchConf | Mapping[str, Any] | None,
+    *,
+    project: str,
+    version: str,
+    data_key: str | None = None,
+    data_source: SourceConf | Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the batch job of ``project`` for the bundle in ``bundle_dir`` to ``out_dir``.
 
-    ``conf`` is the project's resolved config (``shipyard config --json``; its ``deploy.batch``,
-    ``data.key`` and ``data.source`` are used) or just a ``deploy.batch`` mapping. ``version``
-    names the model in every output row (a registry version, or the weights hash).
-    Returns what was built: the folder, its files, the cron line and whether anything changed.
+    ``conf`` is the project's ``deploy.batch`` section (typed, or plain data checked against its
+    schema); ``data_key`` and ``data_source`` are the project's ``data.key`` and ``data.source``
+    (the job's key column and default input). ``version`` names the model in every output row (a
+    registry version, or the weights hash). Returns what was built: the folder, its files, the
+    cron line and whether anything changed.
     """
     team, name = parse_project(project)
     bundle_dir, out_dir = Path(bundle_dir), Path(out_dir)
     meta = _bundle_meta(bundle_dir)
-    full = "deploy" in conf
-    section = conf.get("deploy", {}).get("batch", {}) if full else conf
-    settings = batch_conf(section)
-    data = dict(conf.get("data") or {}) if full else {}
+    settings = conf if isinstance(conf, BatchConf) else section(BatchConf, conf, "deploy.batch")
+    source = (
+        data_source if isinstance(data_source, SourceConf | None) else section(SourceConf, data_source, "data.source")
+    )
     if not str(version).strip():
         raise ConfigError(
             "a batch job needs a model version", key="version", fix="pass the registry version or weights hash"
         )
-    key = settings.key or data.get("key") or DEFAULT_KEY
-    generated = settings.key is None and not data.get("key")
-    settings = _with_defaults(settings, key, data, team, name)
+    key = settings.key or data_key or DEFAULT_KEY
+    generated = settings.key is None and not data_key
+    settings = _with_defaults(settings, key, source, team, name)
     job = Job(
         dir=out_dir.resolve(),
         project=project,
@@ -95,21 +104,21 @@ def _bundle_meta(bundle_dir: Path) -> dict[str, Any]:
     return verify_bundle(bundle_dir)
 
 
-def _with_defaults(settings: BatchConf, key: str, data: dict[str, Any], team: str, name: str) -> BatchConf:
+def _with_defaults(settings: BatchConf, key: str, source: SourceConf | None, team: str, name: str) -> BatchConf:
     import dataclasses
 
     output = settings.output or f"data/{team}/{name}/07_model_output/batch/{{date}}"
-    return dataclasses.replace(settings, key=key, input=settings.input or _source_input(data), output=output)
+    return dataclasses.replace(settings, key=key, input=settings.input or _source_input(source), output=output)
 
 
-def _source_input(data: dict[str, Any]) -> str | None:
+def _source_input(source: SourceConf | None) -> str | None:
     """The project's own data source as the default input, where a batch job can read it."""
-    source = dict(data.get("source") or {})
-    kind = source.get("kind")
-    if kind in ("csv", "parquet") and source.get("path"):
-        return str(source["path"])
-    if kind == "sql" and source.get("url") and source.get("table"):
-        return f"{source['url']}?table={source['table']}"
+    if source is None:
+        return None
+    if source.kind in (SourceKind.csv, SourceKind.parquet) and source.path:
+        return source.path
+    if source.kind == SourceKind.sql and source.url and source.table:
+        return f"{source.url}?table={source.table}"
     return None
 
 

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shipyard.core.compose import dump, section
 from shipyard.core.errors import ConfigError, DataError
-from shipyard.deploy.batch._conf import BatchConf, batch_conf
+from shipyard.core.schema import BatchConf
 
 __all__ = ["BUNDLE_DIR", "JOB_FILE", "JOB_FORMAT", "Job", "load_job"]
 
@@ -29,7 +30,9 @@ class Job:
     task: str
     key_generated: bool  # the project numbers its rows, so an input may lack the key column
     features: tuple[str, ...]
-    conf: BatchConf
+    # Settings are mutable dataclasses: left out of the hash (a job's scorer is cached per job),
+    # still compared by equality.
+    conf: BatchConf = dataclasses.field(hash=False)
 
     @property
     def key(self) -> str:
@@ -51,7 +54,7 @@ class Job:
             "key_generated": self.key_generated,
             "features": list(self.features),
         }
-        return {**head, **self.conf.to_dict()}
+        return {**head, **dump(self.conf)}
 
     def with_conf(self, **changes: Any) -> Job:
         return dataclasses.replace(self, conf=dataclasses.replace(self.conf, **changes))
@@ -79,7 +82,7 @@ def load_job(job_dir: Path) -> Job:
             value=spec.get("format") if isinstance(spec, dict) else None,
             fix="rebuild the job with this Shipyard: `make deploy TARGET=batch`",
         )
-    conf = batch_conf({k: v for k, v in spec.items() if k not in _HEADER}, prefix=JOB_FILE)
+    conf = section(BatchConf, {k: v for k, v in spec.items() if k not in _HEADER}, JOB_FILE)
     bundle = job_dir / BUNDLE_DIR
     if not (bundle / "bundle.json").is_file():
         raise DataError(f"the job's model bundle is missing: {bundle}", where=str(path), fix="rebuild the job")

@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from shipyard.core.compose import dump, section
 from shipyard.core.errors import ConfigError
-from shipyard.deploy.batch._conf import ENGINES
+from shipyard.core.schema import BatchConf
 from shipyard.deploy.batch._job import Job, load_job
 
 __all__ = ["run_batch_job"]
@@ -53,14 +54,8 @@ def run_batch_job(
 def _override(
     job: Job, engine: str | None, scheduler: str | None, chunk_size: int | None, max_reject_fraction: float | None
 ) -> Job:
-    from shipyard.deploy.batch._conf import batch_conf
-
-    conf = job.conf.to_dict()
+    conf = dump(job.conf)
     if engine is not None:
-        if engine not in ENGINES:
-            raise ConfigError(
-                f"unknown engine {engine!r}", key="engine", value=engine, fix="use one of: " + ", ".join(ENGINES)
-            )
         conf["engine"] = engine
     if scheduler is not None:
         conf["dask"]["scheduler"] = scheduler
@@ -69,7 +64,7 @@ def _override(
         conf["chunk_size"] = chunk_size
     if max_reject_fraction is not None:
         conf["rejects"]["max_fraction"] = max_reject_fraction
-    return dataclasses.replace(job, conf=batch_conf(conf, prefix="run"))
+    return dataclasses.replace(job, conf=section(BatchConf, conf, "run"))
 
 
 def _location(value: str | None, role: str, day: str) -> str:

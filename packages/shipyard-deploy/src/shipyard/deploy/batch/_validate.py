@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
     from shipyard.core.features import Preprocessor
-    from shipyard.deploy.batch._conf import RejectConf
+    from shipyard.core.schema import RejectConf
 
 __all__ = ["Checked", "RowChecks"]
 

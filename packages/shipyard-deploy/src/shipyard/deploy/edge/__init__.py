@@ -18,25 +18,21 @@ litert-torch and the interpreter are imported when a model is built.
 
 from __future__ import annotations
 
-from shipyard.deploy.edge._build import build_edge, build_edge_bundle, edge_dir, run_edge
-from shipyard.deploy.edge._config import VARIANTS, EdgeSettings, Tolerance, edge_settings
+from shipyard.deploy.edge._build import build_edge, build_edge_bundle, edge_conf, edge_dir, run_edge
 from shipyard.deploy.edge._errors import EdgeError, EdgeExportError, ParityError
 from shipyard.deploy.edge._report import METADATA, REPORT, edge_metrics, edge_status, rejected_dir
 
 __all__ = [
     "METADATA",
     "REPORT",
-    "VARIANTS",
     "EdgeError",
     "EdgeExportError",
-    "EdgeSettings",
     "ParityError",
-    "Tolerance",
     "build_edge",
     "build_edge_bundle",
+    "edge_conf",
     "edge_dir",
     "edge_metrics",
-    "edge_settings",
     "edge_status",
     "rejected_dir",
     "run_edge",

@@ -2,7 +2,7 @@
 
 A candidate that passes replaces ``out_dir`` in one rename. One that fails leaves ``out_dir``
 (the model on devices now) as it is and goes, report included, to ``<out_dir>.rejected/`` for
-inspection (DESIGN invariant 3: nothing reaches a deployment without passing its gate).
+inspection (docs/architecture.md, invariant 3: nothing reaches a deployment without passing its gate).
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shipyard.core.atomic import atomic_dir, write_json
+from shipyard.core.compose import section
 from shipyard.core.errors import ConfigError, DataError
-from shipyard.deploy.edge._config import EdgeSettings, edge_settings
+from shipyard.core.paths import ProjectPaths
+from shipyard.core.schema import EdgeConf, EdgeVariant
 from shipyard.deploy.edge._errors import ParityError
 from shipyard.deploy.edge._report import (
     METADATA,
@@ -35,27 +37,38 @@ __all__ = ["build_edge", "build_edge_bundle", "edge_dir", "run_edge"]
 def build_edge(
     bundle_dir: Path,
     out_dir: Path,
-    conf: dict[str, Any] | None,
+    conf: EdgeConf | dict[str, Any] | None,
     *,
     project: str,
     version: str,
     test_frame: pd.DataFrame,
 ) -> dict[str, Any]:
     """Export the bundle at ``bundle_dir`` to LiteRT, gate every variant on ``test_frame`` and
-    write ``out_dir`` (models, ``metadata.json``, ``parity_report.json``). Returns the report;
+    write ``out_dir`` (models, ``metadata.json``, ``parity_report.json``). ``conf`` is the typed
+    ``deploy.edge`` section (plain data is checked against its schema first). Returns the report;
     raises :class:`ParityError` (report written to ``<out_dir>.rejected/``) when a variant is out
     of tolerance and :class:`EdgeExportError` when the model cannot be exported."""
     from shipyard.train.bundle import ModelBundle
 
-    edge_settings(conf)  # a config mistake fails before torch loads the bundle
+    settings = edge_conf(conf)  # a config mistake fails before torch loads the bundle
     bundle = ModelBundle.load(Path(bundle_dir))
-    return build_edge_bundle(bundle, out_dir, conf, project=project, version=version, test_frame=test_frame)
+    return build_edge_bundle(bundle, out_dir, settings, project=project, version=version, test_frame=test_frame)
+
+
+def edge_conf(conf: EdgeConf | dict[str, Any] | None) -> EdgeConf:
+    """The typed ``deploy.edge`` section (the Python API may pass plain data)."""
+    return conf if isinstance(conf, EdgeConf) else section(EdgeConf, conf, "deploy.edge")
+
+
+def variants(settings: EdgeConf) -> list[str]:
+    """The variants to build: fp32 first and always (the quantized ones are made from it)."""
+    return [str(v) for v in EdgeVariant if v == EdgeVariant.fp32 or v in settings.variants]
 
 
 def build_edge_bundle(
     bundle: ModelBundle,
     out_dir: Path,
-    conf: dict[str, Any] | None,
+    conf: EdgeConf | dict[str, Any] | None,
     *,
     project: str,
     version: str,
@@ -66,7 +79,7 @@ def build_edge_bundle(
     from shipyard.deploy.edge._graph import INPUT_NAME, EdgeModule, edge_inputs, input_order, truth
     from shipyard.deploy.edge._parity import parity_report
 
-    settings = edge_settings(conf)
+    settings = edge_conf(conf)
     metric = _metric(settings, bundle.task)
     pre = bundle.preprocessor
     x = edge_inputs(pre, test_frame)
@@ -77,7 +90,7 @@ def build_edge_bundle(
     module = EdgeModule(bundle.net, pre).eval()
     fp32 = to_tflite(module, x.shape[1], INPUT_NAME, model_target=str(bundle.meta["model"]["_target_"]))
     files = {"fp32": fp32 if settings.keep_tensor_names else compact_names(fp32)}
-    for variant in settings.variants[1:]:
+    for variant in variants(settings)[1:]:
         files[variant] = quantize(files["fp32"], variant)
 
     report, io = parity_report(bundle, module, files, test_frame, x, y, settings, metric)
@@ -118,11 +131,15 @@ def _json(data: dict[str, Any]) -> str:
     return json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
-def _metric(settings: EdgeSettings, task: str) -> str:
-    from shipyard.train.metrics import METRICS
+# The metric compared when deploy.edge.metric is auto (the rules check any other name per task).
+AUTO_METRIC = {"binary": "accuracy", "multiclass": "accuracy", "regression": "r2"}
 
-    metric = settings.metric_for(task)
-    if metric not in METRICS[task]:
+
+def _metric(settings: EdgeConf, task: str) -> str:
+    from shipyard.core.rules import METRICS
+
+    metric = AUTO_METRIC[task] if settings.metric == "auto" else settings.metric
+    if metric not in METRICS[task]:  # composing checks this; the Python API learns the task here
         raise ConfigError(
             f"metric {metric!r} is not computed for a {task} task",
             key="deploy.edge.metric",
@@ -137,24 +154,22 @@ def _metric(settings: EdgeSettings, task: str) -> str:
 
 def edge_dir(root: Path, project: str) -> Path:
     """``deploy/<team>/<name>/edge`` of a project."""
-    from shipyard.core.paths import parse_project
-
-    team, name = parse_project(project)
-    return root / "deploy" / team / name / "edge"
+    return ProjectPaths.of(root, project).deploy_dir("edge")
 
 
-def run_edge(root: Path, project: str, conf: dict[str, Any] | None, *, version: str | None = None) -> dict[str, Any]:
+def run_edge(
+    root: Path, project: str, conf: EdgeConf | dict[str, Any] | None, *, version: str | None = None
+) -> dict[str, Any]:
     """Build a trained project's edge target from its bundle and test split: what
     ``shipyard deploy TEAM/NAME --target edge`` and the ``deploy_edge`` DVC stage run.
 
     Also writes the flat metrics to ``data/<team>/<name>/08_reporting/edge_metrics.json``
     (a DVC metrics file) when the gate passes."""
     import pandas as pd
-    from shipyard.core.paths import ProjectPaths
 
     paths = ProjectPaths.of(root, project)
-    bundle_dir = paths.layer("06_models") / "bundle"
-    test_file = paths.layer("05_model_input") / "test.parquet"
+    bundle_dir = paths.artifact("model_bundle")
+    test_file = paths.artifact("test_split")
     if not test_file.is_file():
         raise DataError(
             f"{paths.rel(test_file)} does not exist",
@@ -172,5 +187,5 @@ def run_edge(root: Path, project: str, conf: dict[str, Any] | None, *, version: 
         version=version or bundle.weights_sha256,
         test_frame=pd.read_parquet(test_file),
     )
-    write_json(paths.layer("08_reporting") / "edge_metrics.json", edge_metrics(report))
+    write_json(paths.artifact("edge_metrics"), edge_metrics(report))
     return report

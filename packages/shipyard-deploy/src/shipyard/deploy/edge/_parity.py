@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from shipyard.deploy.edge._config import EdgeSettings, LatencySettings
+from shipyard.core.schema import EdgeConf, EdgeLatencyConf
 from shipyard.deploy.edge._report import REPORT_FORMAT, finite, gate, model_file
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ class Case:
         return (scores[:, 0] >= 0.5).astype(np.int64)
 
 
-def _torch_side(case: Case, module: nn.Module, latency: LatencySettings) -> dict[str, Any]:
+def _torch_side(case: Case, module: nn.Module, latency: EdgeLatencyConf) -> dict[str, Any]:
     import torch
 
     row = np.ascontiguousarray(case.x[:1])
@@ -150,7 +150,7 @@ def _variant_side(
     runner: LiteRunner,
     files: dict[str, bytes],
     torch_side: dict[str, Any],
-    settings: EdgeSettings,
+    settings: EdgeConf,
 ) -> dict[str, Any]:
     latency = settings.latency
     row = np.ascontiguousarray(case.x[:1])
@@ -179,7 +179,7 @@ def parity_report(
     frame: pd.DataFrame,
     x: np.ndarray,
     y: np.ndarray,
-    settings: EdgeSettings,
+    settings: EdgeConf,
     metric: str,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The parity report of every variant in ``files``, and the model's I/O names and shapes."""

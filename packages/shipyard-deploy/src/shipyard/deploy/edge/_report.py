@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shipyard.deploy.edge._config import VARIANTS, Tolerance
+from shipyard.core.schema import EdgeVariant, ToleranceConf
 
 if TYPE_CHECKING:
     from shipyard.train.bundle import ModelBundle
@@ -107,7 +107,7 @@ def metadata(
     }
 
 
-def gate(entry: dict[str, Any], tolerance: Tolerance) -> list[str]:
+def gate(entry: dict[str, Any], tolerance: ToleranceConf) -> list[str]:
     """The reasons a variant fails its tolerance (empty: it passes)."""
     failures = []
     diff = entry["max_abs_diff_scaled"]
@@ -164,7 +164,8 @@ def _table(report: dict[str, Any]) -> list[str]:
         ["torch", "-", "-", _num(torch_side["metric"]), "-", "-", f"{torch_side['latency_p50_ms']:.4f}", "1.00×", ""]
     ]
     # JSON sorts the variants by name; show them in build order (fp32 first).
-    for variant, e in sorted(report["variants"].items(), key=lambda item: VARIANTS.index(item[0])):
+    order = [str(v) for v in EdgeVariant]
+    for variant, e in sorted(report["variants"].items(), key=lambda item: order.index(item[0])):
         rows.append(
             [
                 variant,

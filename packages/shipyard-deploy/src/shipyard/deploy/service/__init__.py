@@ -11,18 +11,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shipyard.deploy.service._config import ServiceSettings, validate_settings
-
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["ServiceSettings", "build_service", "load_service", "serve", "validate_settings"]
+    from shipyard.core.schema import ServiceConf
+
+__all__ = ["build_service", "load_service", "serve"]
 
 
 def build_service(
     bundle_dir: Path,
     out_dir: Path,
-    conf: Mapping[str, Any] | None,
+    conf: ServiceConf | Mapping[str, Any] | None,
     *,
     project: str,
     version: str | None = None,
@@ -30,7 +30,8 @@ def build_service(
 ) -> dict[str, Any]:
     """Write the service folder for ``bundle_dir`` into ``out_dir`` and build its Bento.
 
-    ``conf`` is the project's ``deploy.service`` section; ``version`` the model version the
+    ``conf`` is the project's typed ``deploy.service`` section (plain data is checked against the
+    schema); ``version`` the model version the
     responses carry (default: the bundle's ``weights_sha256[:12]``); ``example`` a DataFrame of
     test rows, the first of which the service accepts becomes ``request.json``. Returns the
     report that is also written to ``out_dir/build.json``: paths, Bento tag, endpoints.

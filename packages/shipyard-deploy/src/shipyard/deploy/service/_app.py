@@ -20,15 +20,16 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from shipyard.core.errors import ConfigError, DataError, ShipyardError
+from shipyard.core.schema import ServiceConf
 from shipyard.deploy._bundles import rebuild_fix
-from shipyard.deploy.service._config import ServiceSettings
 from shipyard.deploy.service._schema import ServiceSchema, build_schema
 
-__all__ = ["BUNDLE_DIR", "PREDICT_ROUTE", "SERVICE_JSON", "api_key", "load_service"]
+__all__ = ["BUNDLE_DIR", "PREDICT_ROUTE", "SERVICE_JSON", "api_key", "load_service", "settings_from"]
 
 SERVICE_JSON = "service.json"
 BUNDLE_DIR = "bundle"
@@ -38,17 +39,25 @@ PREDICT_ROUTE = "/predict"
 log = logging.getLogger("bentoml.shipyard")
 
 
-def api_key(settings: ServiceSettings) -> str | None:
+def settings_from(data: ServiceConf | Mapping[str, Any] | None) -> ServiceConf:
+    """The typed ``deploy.service`` section: given, or read back from plain data (a built
+    folder's ``service.json``, the Python API), checked against the schema."""
+    from shipyard.core.compose import section
+
+    return data if isinstance(data, ServiceConf) else section(ServiceConf, data, "deploy.service")
+
+
+def api_key(settings: ServiceConf) -> str | None:
     """The API key from the environment (never from a file), or None when auth is off."""
-    if not settings.auth:
+    if not settings.auth.enabled:
         return None
-    key = os.environ.get(settings.auth_env_var, "")
-    if len(key) < settings.auth_min_length:
-        problem = "is not set" if not key else f"is shorter than {settings.auth_min_length} characters"
+    key = os.environ.get(settings.auth.env_var, "")
+    if len(key) < settings.auth.min_length:
+        problem = "is not set" if not key else f"is shorter than {settings.auth.min_length} characters"
         raise ConfigError(
-            f"API-key auth is on but ${settings.auth_env_var} {problem}",
+            f"API-key auth is on but ${settings.auth.env_var} {problem}",
             key="deploy.service.auth",
-            fix=f"export {settings.auth_env_var}=$(python -c 'import secrets; print(secrets.token_urlsafe(32))'), "
+            fix=f"export {settings.auth.env_var}=$(python -c 'import secrets; print(secrets.token_urlsafe(32))'), "
             "or set deploy.service.auth.enabled: false",
         )
     return key
@@ -71,7 +80,7 @@ def load_service(out_dir: Path) -> Any:
     from shipyard.train.bundle import META
 
     spec = read_spec(out_dir)
-    settings = ServiceSettings.from_dict(spec["settings"])
+    settings = settings_from(spec["settings"])
     if (out_dir / BUNDLE_DIR).is_dir():
         model = sync_model(out_dir, spec, verify=False)
     else:  # a Bento: it carries the model in its own store
@@ -86,7 +95,7 @@ def load_service(out_dir: Path) -> Any:
     return _make_service(spec, settings, build_schema(meta, settings))
 
 
-def _service_config(spec: dict[str, Any], settings: ServiceSettings) -> dict[str, Any]:
+def _service_config(spec: dict[str, Any], settings: ServiceConf) -> dict[str, Any]:
     traffic: dict[str, Any] = {"timeout": settings.timeout_s}
     if settings.max_concurrency:
         traffic["max_concurrency"] = settings.max_concurrency
@@ -101,14 +110,14 @@ def _service_config(spec: dict[str, Any], settings: ServiceSettings) -> dict[str
         **({} if settings.tracing else {"tracing": {"excluded_urls": [".*"]}}),
         "endpoints": {"livez": "/livez", "readyz": "/readyz"},
     }
-    if settings.auth:
+    if settings.auth.enabled:
         # Declared so that `bentoml containerize` / BentoCloud know the key must come from the
         # environment at run time; the value itself is never written anywhere.
-        config["envs"] = [{"name": settings.auth_env_var, "stage": "runtime"}]
+        config["envs"] = [{"name": settings.auth.env_var, "stage": "runtime"}]
     return config
 
 
-def _make_service(spec: dict[str, Any], settings: ServiceSettings, schema: ServiceSchema) -> Any:
+def _make_service(spec: dict[str, Any], settings: ServiceConf, schema: ServiceSchema) -> Any:
     import bentoml
 
     version = str(spec["model_version"])
@@ -123,7 +132,7 @@ def _make_service(spec: dict[str, Any], settings: ServiceSettings, schema: Servi
     return service
 
 
-def _preflight(model: Any, spec: dict[str, Any], settings: ServiceSettings) -> Any:
+def _preflight(model: Any, spec: dict[str, Any], settings: ServiceConf) -> Any:
     """BentoML's ``on_deployment`` hook: runs once in the server's main process, before any
     worker starts (``make serve`` and ``bentoml serve`` alike). A wrong key or damaged weights
     end the server with the one message and exit code 2."""
@@ -143,7 +152,7 @@ def _preflight(model: Any, spec: dict[str, Any], settings: ServiceSettings) -> A
     return bentoml.on_deployment(preflight)
 
 
-def _service_class(spec: dict[str, Any], settings: ServiceSettings, schema: ServiceSchema) -> type:
+def _service_class(spec: dict[str, Any], settings: ServiceConf, schema: ServiceSchema) -> type:
     """The class BentoML wraps: its model, model loading, readiness, and the batchable
     ``/predict`` API."""
     import bentoml
@@ -189,9 +198,9 @@ def _service_class(spec: dict[str, Any], settings: ServiceSettings, schema: Serv
     api = bentoml.api(
         route=PREDICT_ROUTE,
         input_spec=schema.request,
-        batchable=settings.batching,
-        max_batch_size=settings.max_batch_size,
-        max_latency_ms=settings.max_latency_ms,
+        batchable=settings.batching.enabled,
+        max_batch_size=settings.batching.max_batch_size,
+        max_latency_ms=settings.batching.max_latency_ms,
     )(predict)
     # BentoML derives an undeclared media type by generating the output's JSON schema on every
     # response (milliseconds each); the answer is always JSON.
@@ -212,7 +221,7 @@ def _service_class(spec: dict[str, Any], settings: ServiceSettings, schema: Serv
     return type("ShipyardService", (), namespace)
 
 
-def _guard_from_env(app: Any, *, settings: ServiceSettings, **options: Any) -> Any:
+def _guard_from_env(app: Any, *, settings: ServiceConf, **options: Any) -> Any:
     """The :class:`Guard`, built when a worker builds its app: the key is read from the
     environment then, so a ``bentoml build`` on a machine without the key still works."""
     from functools import partial
@@ -223,13 +232,13 @@ def _guard_from_env(app: Any, *, settings: ServiceSettings, **options: Any) -> A
     document = partial(
         describe,
         api_paths=options["api_paths"],
-        auth=settings.auth,
+        auth=settings.auth.enabled,
         max_request_bytes=settings.max_request_bytes,
     )
     return Guard(app, api_key=api_key(settings), document=document, **options)
 
 
-def _load_bundle(bundle_dir: Path, settings: ServiceSettings, fix: str) -> Any:
+def _load_bundle(bundle_dir: Path, settings: ServiceConf, fix: str) -> Any:
     import torch
     from shipyard.train.bundle import ModelBundle
 
@@ -273,14 +282,14 @@ def _quiet_rejections() -> None:
         target.addFilter(_RejectionFilter())
 
 
-def _inline(bundle: Any, settings: ServiceSettings) -> bool:
+def _inline(bundle: Any, settings: ServiceConf) -> bool:
     """Whether to run the model on the event loop (no thread hand-off per batch) or in a thread
     (the event loop keeps parsing requests while torch computes, without the GIL)."""
     if settings.inference != "auto":
         return settings.inference == "inline"
     import numpy as np
 
-    x = np.zeros((settings.max_batch_size, bundle.preprocessor.n_features), dtype=np.float32)
+    x = np.zeros((settings.batching.max_batch_size, bundle.preprocessor.n_features), dtype=np.float32)
     bundle.scores_from_input(x)
     started = time.perf_counter()
     bundle.scores_from_input(x)
@@ -289,7 +298,7 @@ def _inline(bundle: Any, settings: ServiceSettings) -> bool:
     inline = seconds < 0.001
     log.info(
         "a batch of %d takes %.2f ms: inference runs %s",
-        settings.max_batch_size,
+        settings.batching.max_batch_size,
         seconds * 1000,
         "inline on the event loop" if inline else "in a worker thread",
     )

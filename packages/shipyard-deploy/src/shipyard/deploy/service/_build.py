@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shipyard.core.atomic import atomic_dir, write_json
+from shipyard.core.compose import dump
 from shipyard.core.errors import ConfigError, DataError, ShipyardError
+from shipyard.core.schema import ServiceConf
 from shipyard.deploy._paths import repo_relative, repo_root
 from shipyard.deploy.service import _templates as tpl
-from shipyard.deploy.service._app import BUNDLE_DIR, PREDICT_ROUTE, SERVICE_JSON
-from shipyard.deploy.service._config import ServiceSettings, validate_settings
+from shipyard.deploy.service._app import BUNDLE_DIR, PREDICT_ROUTE, SERVICE_JSON, settings_from
 from shipyard.deploy.service._schema import build_schema, example_request
 from shipyard.deploy.service._store import MODEL_FILES, store_model
 
@@ -80,7 +81,7 @@ def _version(version: str | None, meta: Mapping[str, Any]) -> str:
 
 
 def _spec(
-    project: str, version: str, name: str, tag: str, settings: ServiceSettings, meta: Mapping[str, Any]
+    project: str, version: str, name: str, tag: str, settings: ServiceConf, meta: Mapping[str, Any]
 ) -> dict[str, Any]:
     return {
         "project": project,
@@ -89,7 +90,7 @@ def _spec(
         "model_tag": tag,  # the BentoML model: the same name and version as the Bento
         "task": meta["preprocessor"]["task"],
         "weights_sha256": meta.get("weights_sha256"),
-        "settings": settings.to_dict(),
+        "settings": dump(settings),
         "endpoints": ENDPOINTS,
     }
 
@@ -112,17 +113,17 @@ def _k8s_name(name: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", name).strip("-")[:53] or "model"
 
 
-def _secret(name: str, settings: ServiceSettings) -> str:
-    return settings.k8s_secret or f"{_k8s_name(name)}-api-key"
+def _secret(name: str, settings: ServiceConf) -> str:
+    return settings.kubernetes.secret or f"{_k8s_name(name)}-api-key"
 
 
-def _kubernetes(project: str, version: str, name: str, tag: str, settings: ServiceSettings) -> str:
+def _kubernetes(project: str, version: str, name: str, tag: str, settings: ServiceConf) -> str:
     secret = _secret(name, settings)
-    env = tpl.K8S_AUTH_ENV.substitute(env_var=settings.auth_env_var, secret=secret) if settings.auth else ""
+    env = tpl.K8S_AUTH_ENV.substitute(env_var=settings.auth.env_var, secret=secret) if settings.auth.enabled else ""
     note = (
         f"# API-key auth is on: create the Secret first (README.md): kubectl create secret generic {secret} "
         f"--from-literal=api-key=...\n"
-        if settings.auth
+        if settings.auth.enabled
         else ""
     )
     return tpl.K8S.substitute(
@@ -132,19 +133,19 @@ def _kubernetes(project: str, version: str, name: str, tag: str, settings: Servi
         tag=tag,
         label=project.replace("/", "."),
         version_label=_tag_part(version)[:63].strip("-._") or "model",
-        replicas=settings.k8s_replicas,
+        replicas=settings.kubernetes.replicas,
         env_block=env,
         secret_note=note,
-        cpu=settings.k8s_cpu,
-        memory=settings.k8s_memory,
+        cpu=settings.kubernetes.cpu,
+        memory=settings.kubernetes.memory,
     )
 
 
-def _readme(project: str, version: str, name: str, tag: str, settings: ServiceSettings) -> str:
+def _readme(project: str, version: str, name: str, tag: str, settings: ServiceConf) -> str:
     secret = _secret(name, settings)
     auth = (
-        tpl.README_AUTH.substitute(env_var=settings.auth_env_var, min_length=settings.auth_min_length, secret=secret)
-        if settings.auth
+        tpl.README_AUTH.substitute(env_var=settings.auth.env_var, min_length=settings.auth.min_length, secret=secret)
+        if settings.auth.enabled
         else "API-key auth is off (`deploy.service.auth.enabled: false`).\n"
     )
     return tpl.README.substitute(
@@ -155,21 +156,22 @@ def _readme(project: str, version: str, name: str, tag: str, settings: ServiceSe
         auth=auth,
         max_rows=settings.max_rows_per_request,
         max_bytes=settings.max_request_bytes,
-        max_batch=settings.max_batch_size,
-        max_latency=settings.max_latency_ms,
-        docker_env=f"-e {settings.auth_env_var} " if settings.auth else "",
-        curl_auth=f' -H "Authorization: Bearer ${settings.auth_env_var}"' if settings.auth else "",
+        max_batch=settings.batching.max_batch_size,
+        max_latency=settings.batching.max_latency_ms,
+        docker_env=f"-e {settings.auth.env_var} " if settings.auth.enabled else "",
+        curl_auth=f' -H "Authorization: Bearer ${settings.auth.env_var}"' if settings.auth.enabled else "",
     )
 
 
-def _schemathesis(settings: ServiceSettings) -> str:
+def _schemathesis(settings: ServiceConf) -> str:
     # ${NAME} is schemathesis's own placeholder for an environment variable: the key stays out of the file.
-    headers = f'headers = {{ Authorization = "Bearer ${{{settings.auth_env_var}}}" }}\n' if settings.auth else ""
+    auth = settings.auth
+    headers = f'headers = {{ Authorization = "Bearer ${{{auth.env_var}}}" }}\n' if auth.enabled else ""
     return tpl.SCHEMATHESIS.substitute(port=settings.port, max_bytes=settings.max_request_bytes, headers=headers)
 
 
 def _write_folder(
-    tmp: Path, bundle_dir: Path, spec: dict[str, Any], settings: ServiceSettings, request: dict[str, Any]
+    tmp: Path, bundle_dir: Path, spec: dict[str, Any], settings: ServiceConf, request: dict[str, Any]
 ) -> None:
     from shipyard.deploy.service._environment import build_wheels, pinned_requirements, torch_index
 
@@ -225,7 +227,7 @@ def _build_bento(folder: Path, tag: str) -> str:
 def build_service(
     bundle_dir: Path,
     out_dir: Path,
-    conf: Mapping[str, Any] | None,
+    conf: ServiceConf | Mapping[str, Any] | None,
     *,
     project: str,
     version: str | None = None,
@@ -238,7 +240,7 @@ def build_service(
     split) give ``request.json`` a real row. Returns a small report, paths relative to the
     repository: folder, Bento tag, endpoints.
     """
-    settings = validate_settings(conf)
+    settings = settings_from(conf)
     bundle_dir, out_dir = Path(bundle_dir), Path(out_dir)
     meta = _read_meta(bundle_dir)
     schema = build_schema(meta, settings)  # fails here, not at serve time, if it cannot be generated
@@ -255,7 +257,7 @@ def build_service(
         # copy there), then the Bento is built from the scratch folder, before it replaces
         # out_dir: a failed build leaves the previous service folder as it was.
         store_model(tmp / BUNDLE_DIR, spec)
-        bento_tag = _build_bento(tmp, tag) if settings.build_bento else None
+        bento_tag = _build_bento(tmp, tag) if settings.bento.build else None
         report = {
             "project": project,
             "model_version": version,

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from shipyard.core.errors import DataError
-from shipyard.deploy.service._config import ServiceSettings
+from shipyard.core.schema import ServiceConf
 
 __all__ = ["IMAGE_FIELD", "ServiceSchema", "build_schema", "example_request"]
 
@@ -57,12 +57,12 @@ def _missing(value: Any) -> Any:
     return math.nan if value is None else value
 
 
-def _bounds(low: float, high: float, settings: ServiceSettings) -> tuple[float | None, float | None]:
-    if not settings.range_check:
+def _bounds(low: float, high: float, settings: ServiceConf) -> tuple[float | None, float | None]:
+    if not settings.range_check.enabled:
         return None, None
     # A constant training column has no range to widen by; widen by its magnitude (or 1) instead.
     span = high - low if high > low else max(abs(low), abs(high), 1.0)
-    pad = settings.range_margin * span
+    pad = settings.range_check.margin * span
     return _round(low - pad, up=False), _round(high + pad, up=True)
 
 
@@ -87,7 +87,7 @@ def _describe(spec: Mapping[str, Any], low: float | None, high: float | None) ->
     return f"number in [{low:g}, {high:g}] ({seen}, widened)"
 
 
-def _numeric_field(spec: Mapping[str, Any], settings: ServiceSettings) -> tuple[Any, Any]:
+def _numeric_field(spec: Mapping[str, Any], settings: ServiceConf) -> tuple[Any, Any]:
     low, high = _bounds(float(spec["min"]), float(spec["max"]), settings)
     kind = _number(low, high)
     nullable = bool(spec.get("nullable"))
@@ -95,7 +95,7 @@ def _numeric_field(spec: Mapping[str, Any], settings: ServiceSettings) -> tuple[
     return (kind | None if nullable else kind), Field(alias=spec["name"], description=desc)
 
 
-def _category_field(spec: Mapping[str, Any], settings: ServiceSettings) -> tuple[Any, Any]:
+def _category_field(spec: Mapping[str, Any], settings: ServiceConf) -> tuple[Any, Any]:
     vocab = [str(v) for v in spec.get("categories", [])]
     if settings.unknown_categories or not vocab:
         kind: Any = Annotated[str, Field(max_length=_MAX_CATEGORY_CHARS, strict=True)]
@@ -108,7 +108,7 @@ def _category_field(spec: Mapping[str, Any], settings: ServiceSettings) -> tuple
     return kind, Field(alias=spec["name"], description=desc)
 
 
-def _image_field(schema: list[dict[str, Any]], shape: list[int], settings: ServiceSettings) -> tuple[Any, Any]:
+def _image_field(schema: list[dict[str, Any]], shape: list[int], settings: ServiceConf) -> tuple[Any, Any]:
     if math.prod(shape) != len(schema) or any(s["dtype"] != "float" for s in schema):
         raise DataError(
             f"an image model's features must be {math.prod(shape)} numeric pixels (shape {shape}), "
@@ -133,7 +133,7 @@ def _title(meta: Mapping[str, Any]) -> str:
     return "".join(part.capitalize() for part in name.replace("-", "_").split("_") if part) or "Model"
 
 
-def _row_model(meta: Mapping[str, Any], settings: ServiceSettings) -> tuple[type[BaseModel], list[str], list[str]]:
+def _row_model(meta: Mapping[str, Any], settings: ServiceConf) -> tuple[type[BaseModel], list[str], list[str]]:
     pre = meta["preprocessor"]
     features = list(pre["features"])
     specs = {s["name"]: s for s in meta.get("feature_schema", [])}
@@ -144,7 +144,7 @@ def _row_model(meta: Mapping[str, Any], settings: ServiceSettings) -> tuple[type
             key="feature_schema",
             fix="retrain the model with this Shipyard: its bundle records every feature's type and range",
         )
-    config = ConfigDict(extra=settings.extra_fields, populate_by_name=False, title=f"{_title(meta)}Row")
+    config = ConfigDict(extra=str(settings.extra_fields), populate_by_name=False, title=f"{_title(meta)}Row")
     shape = pre.get("shape")
     if shape:
         kind, info = _image_field([specs[f] for f in features], list(shape), settings)
@@ -192,7 +192,7 @@ def _prediction_model(meta: Mapping[str, Any]) -> type[BaseModel]:
     )
 
 
-def build_schema(meta: Mapping[str, Any], settings: ServiceSettings) -> ServiceSchema:
+def build_schema(meta: Mapping[str, Any], settings: ServiceConf) -> ServiceSchema:
     """The request and response models for a bundle's ``bundle.json`` (no torch needed)."""
     row, features, attrs = _row_model(meta, settings)
     rows = Annotated[

@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from shipyard.deploy.service._app import api_key, read_spec
-from shipyard.deploy.service._config import ServiceSettings
+from shipyard.deploy.service._app import api_key, read_spec, settings_from
 
 __all__ = ["serve"]
 
@@ -21,7 +20,7 @@ def serve(out_dir: Path, port: int, host: str = "127.0.0.1") -> int:
     """
     out_dir = Path(out_dir).resolve()
     spec = read_spec(out_dir)
-    settings = ServiceSettings.from_dict(spec["settings"])
+    settings = settings_from(spec["settings"])
     api_key(settings)  # fail here with one clear message, before BentoML loads anything
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
     from shipyard.deploy.service._store import sync_model
