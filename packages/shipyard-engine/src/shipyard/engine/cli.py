@@ -227,35 +227,31 @@ def _registry_paths(args: argparse.Namespace) -> Any:
     return ProjectPaths.of(find_root(), args.project)
 
 
-def _follow(paths: Any, config: dict[str, Any]) -> None:
-    """Deployments follow production: rebuild the declared targets for the new version."""
-    if not config["deploy"]["targets"]:
-        return
-    from shipyard.engine.deploy import deploy_dir, deploy_project, summary
+def _say_built(paths: Any, reports: dict[str, dict[str, Any]]) -> None:
+    from shipyard.engine.deploy import deploy_dir, summary
 
-    for target, report in deploy_project(paths, config, say=_say).items():
+    for target, report in reports.items():
         _say(summary(target, deploy_dir(paths, target), report) or f"  {target}: built")
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    from shipyard.registry import Registry
+    from shipyard.engine.deploy import promote
 
     paths, _, config = _compose(args)
-    version, previous = Registry(paths).promote(args.version, args.stage)
+    version, previous, reports = promote(paths, config, args.version, args.stage, say=_say)
+    _say_built(paths, reports)
     before = f" (was {previous.version}, now archived)" if previous else ""
     print(f"{paths.project} {version.version} is now {args.stage}{before}")
-    if args.stage == "production":
-        _follow(paths, config)
     return 0
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from shipyard.registry import Registry
+    from shipyard.engine.deploy import rollback
 
     paths, _, config = _compose(args)
-    restored, replaced = Registry(paths).rollback()
+    restored, replaced, reports = rollback(paths, config, say=_say)
+    _say_built(paths, reports)
     print(f"{paths.project}: production is {restored.version} again ({replaced.version} archived)")
-    _follow(paths, config)
     return 0
 
 
@@ -286,7 +282,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         gate = "gate passed" if v["gate_passed"] else "gate FAILED"
         print(f"  {v['version']:<8} {v['stage'] or '-':<10} {v['created_at']}  {gate}  {metrics}")
     for target, info in status["deployments"].items():
-        print(f"  deployed {target}: {info['path']}")
+        holds = info["version"] or "unknown version"
+        behind = "" if info["is_production"] else f"  NOT the production version ({status['production'] or 'none'})"
+        print(f"  deployed {target}: {info['path']} ({holds}){behind}")
     return 0
 
 

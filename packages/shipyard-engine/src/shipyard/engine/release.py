@@ -32,12 +32,36 @@ def _git(root: Path, *args: str) -> str:
     return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
+def _changed_paths(root: Path) -> list[str]:
+    """Tracked files that differ from HEAD (staged or not), from ``git status --porcelain -z``:
+    NUL-separated ``XY path`` entries, a rename or copy followed by its source path."""
+    proc = subprocess.run(
+        ["git", "status", "--porcelain=v1", "-z", "--untracked-files=no"], cwd=root, capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        return []
+    entries = iter(proc.stdout.split("\0"))
+    changed = []
+    for entry in entries:
+        if len(entry) < 4:
+            continue
+        changed.append(entry[3:])
+        if entry[0] in "RC":
+            changed.append(next(entries, ""))
+    return [p for p in changed if p]
+
+
 def _git_state(paths: ProjectPaths) -> dict[str, Any]:
-    own = {paths.rel(paths.pipeline_dir), paths.rel(paths.data_dir)}
+    """The commit the model was trained on and the changes beside it. What the registration
+    commits with the version (the project's pipeline, data and deploy pointers, its own and its
+    team's YAML) does not make the tree dirty: the version's commit holds it."""
+    from shipyard.registry import registration_paths
+
+    own = registration_paths(paths)
     dirty = [
-        line[3:]
-        for line in _git(paths.root, "status", "--porcelain", "--untracked-files=no").splitlines()
-        if not any(line[3:].startswith(p) for p in own)
+        path
+        for path in _changed_paths(paths.root)
+        if not any(path.startswith(p) if p.endswith("/") else path == p for p in own)
     ]
     return {"commit": _git(paths.root, "rev-parse", "HEAD") or None, "dirty": bool(dirty), "dirty_paths": dirty[:20]}
 
@@ -141,6 +165,7 @@ def parse_age(text: str) -> timedelta:
 
 def status_of(paths: ProjectPaths, config: dict[str, Any], *, now: datetime | None = None) -> dict[str, Any]:
     """Everything scripts and CI need about a project, machine-readable."""
+    from shipyard.engine.deploy import VERSION_FILES, deployed_version
     from shipyard.registry import Registry
 
     registry = Registry(paths)
@@ -157,7 +182,15 @@ def status_of(paths: ProjectPaths, config: dict[str, Any], *, now: datetime | No
         # Skip .tmp-* (an interrupted build) and edge.rejected (a candidate that failed parity).
         for target in sorted(p for p in deploy_root.iterdir() if p.is_dir() and "." not in p.name):
             files = sorted(f for f in target.rglob("*") if f.is_file())
-            deployments[target.name] = {"path": paths.rel(target), "files": [paths.rel(f) for f in files[:50]]}
+            label = deployed_version(target, target.name) if target.name in VERSION_FILES else None
+            version = label.rpartition("@")[2] if label and label.startswith(f"{paths.project}@") else None
+            deployments[target.name] = {
+                "path": paths.rel(target),
+                "model_version": label,  # what the built folder's own metadata says it serves
+                "version": version,
+                "is_production": version is not None and version == (production.version if production else None),
+                "files": [paths.rel(f) for f in files[:50]],
+            }
             if target.name == "edge":
                 from shipyard.deploy.edge import REPORT
 
