@@ -117,10 +117,11 @@ _CACHE: dict[str, tuple[str, dict[str, list[_Event]]]] = {}
 
 def _order(row: dict[str, Any]) -> tuple[datetime, int, int]:
     import gto.api
+    from gto.exceptions import InvalidTagName
 
     try:
         counter = int(gto.api.parse_tag(str(row["ref"])).get("counter", 0))
-    except Exception:  # noqa: BLE001 - GTO raises its own InvalidTagName for a ref that is no tag
+    except InvalidTagName:
         counter = 0
     return row["timestamp"], counter, int(row.get("priority") or 0)
 
