@@ -124,8 +124,10 @@ def _clear_stale_locks(repo: Any, say: Callable[[str], None]) -> None:
     SIGKILL leaves its entries there. DVC drops those of PIDs that no longer exist, but a killed
     process its parent has not reaped yet still has a PID, and DVC then refuses to run, naming it.
     """
-    from dvc.rwlock import RWLOCK_FILE, _edit_rwlock  # DVC's own guarded edit of its lock file
-
+    try:
+        from dvc.rwlock import RWLOCK_FILE, _edit_rwlock  # DVC's own guarded edit of its lock file
+    except ImportError:  # a DVC that edits its lock differently: leave it to DVC's own check
+        return
     if not Path(repo.tmp_dir, RWLOCK_FILE).is_file():
         return
     hardlink = repo.config["core"].get("hardlink_lock", False)
