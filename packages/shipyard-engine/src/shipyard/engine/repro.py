@@ -174,6 +174,8 @@ def _keep_outputs_ignored(repo: Any, paths: ProjectPaths) -> None:
     with contextlib.suppress(DvcException):
         for stage in repo.stage.load_file(str(paths.dvc_yaml)):
             for out in stage.outs:
+                if not Path(out.fs_path).parent.is_dir():
+                    continue  # its stage never got to write anything there
                 with contextlib.suppress(DvcException):  # e.g. an output the user tracks in git
                     out.ignore()
 
