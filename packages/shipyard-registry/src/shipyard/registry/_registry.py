@@ -131,19 +131,14 @@ def _tag_listing(root: Path) -> list[str]:
     return _git(root, "for-each-ref", "--format=%(objectname) %(refname)", "refs/tags").splitlines()
 
 
-def _events(root: Path, listing: list[str]) -> dict[str, list[_Event]]:
-    """Each artifact's events in the order they were made, as GTO reads its tags. Cached for
-    as long as the repository's tags stay the same (``shipyard list`` reads every project)."""
-    fingerprint = hashlib.sha256("\n".join(listing).encode()).hexdigest()
-    key = str(root.resolve())
-    cached = _CACHE.get(key)
-    if cached and cached[0] == fingerprint:
-        return cached[1]
+_EVENTS_FILE = "shipyard-registry-events.json"  # in the git folder, beside GTO's tags
+
+
+def _read_gto(root: Path) -> dict[str, list[_Event]]:
     import gto.api
 
-    rows = sorted(gto.api.history(str(root), ascending=True), key=_order)
     events: dict[str, list[_Event]] = {}
-    for row in rows:
+    for row in sorted(gto.api.history(str(root), ascending=True), key=_order):
         events.setdefault(str(row["artifact"]), []).append(
             _Event(
                 kind=str(row["event"]),
@@ -154,6 +149,34 @@ def _events(root: Path, listing: list[str]) -> dict[str, list[_Event]]:
                 at=row["timestamp"],
             )
         )
+    return events
+
+
+def _events(root: Path, listing: list[str]) -> dict[str, list[_Event]]:
+    """Each artifact's events in the order they were made, as GTO reads its tags.
+
+    Kept, in memory and in the git folder, for as long as the repository's tags stay exactly the
+    same (any tag GTO or anyone adds or deletes changes the listing), so ``status`` and ``list``
+    need not start GTO again."""
+    fingerprint = hashlib.sha256("\n".join(listing).encode()).hexdigest()
+    key = str(root.resolve())
+    cached = _CACHE.get(key)
+    if cached and cached[0] == fingerprint:
+        return cached[1]
+    saved = Path(_git(root, "rev-parse", "--absolute-git-dir")) / _EVENTS_FILE
+    try:
+        data = json.loads(saved.read_text())
+        if data["fingerprint"] != fingerprint:
+            raise ValueError("stale")
+        events = {
+            artifact: [_Event(**dict(e, at=datetime.fromisoformat(e["at"]))) for e in rows]
+            for artifact, rows in data["events"].items()
+        }
+    except (OSError, ValueError, KeyError, TypeError):
+        events = _read_gto(root)
+        rows = {a: [dict(e.__dict__, at=e.at.isoformat()) for e in evs] for a, evs in events.items()}
+        with contextlib.suppress(OSError):
+            write_json(saved, {"fingerprint": fingerprint, "events": rows})
     _CACHE[key] = (fingerprint, events)
     return events
 
