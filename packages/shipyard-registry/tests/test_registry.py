@@ -123,3 +123,31 @@ def test_project_lock_stops_a_second_training(repo: ProjectPaths) -> None:
         holder.wait()
     with project_lock(repo, wait=False):
         pass
+
+
+def test_the_saved_gto_state_follows_the_tags(repo: ProjectPaths) -> None:
+    """GTO's parse of the tags is kept in the git folder for the next process; any tag change,
+    GTO's own CLI included, makes it read again, and a damaged file is just read again."""
+    from shipyard.registry import _registry
+
+    registry = Registry(repo)
+    _register(registry, "a")
+    _register(registry, "b")
+    assert [v.version for v in registry.versions()] == ["v1.0.0", "v2.0.0"]
+    saved = (
+        Path(
+            subprocess.run(
+                ["git", "rev-parse", "--absolute-git-dir"], cwd=repo.root, capture_output=True, text=True
+            ).stdout.strip()
+        )
+        / "shipyard-registry-events.json"
+    )
+    assert saved.is_file()
+    gto = str(Path(sys.executable).parent / "gto")
+    subprocess.run([gto, "deprecate", "team/model", "v2.0.0"], cwd=repo.root, check=True, capture_output=True)
+    _registry._CACHE.clear()  # as in a new process
+    assert [v.version for v in registry.versions()] == ["v1.0.0"]
+    saved.write_text("{not json")
+    _registry._CACHE.clear()
+    assert [v.version for v in registry.versions()] == ["v1.0.0"]
+    assert json.loads(saved.read_text())["events"]["team/model"][-1]["kind"] == "deregistration"

@@ -72,3 +72,67 @@ def test_fit_is_deterministic(task: str, tmp_path: Path) -> None:
     assert list(runs[0].curve["epoch"]) == [0, 1, 2]
     assert "val/loss" in runs[0].curve.columns
     assert runs[0].report["epochs"] == 3
+
+
+def _conf(task: str, max_epochs: int = 4) -> dict[str, object]:
+    trainer = dict(TRAINER, max_epochs=max_epochs, early_stopping=dict(TRAINER["early_stopping"], enabled=False))  # type: ignore[arg-type]
+    return {
+        "model": {"_target_": "shipyard.train.models.MLP", "hidden": [8], "dropout": 0.2, "activation": "relu"},
+        "optim": {"name": "adam", "lr": 0.01, "weight_decay": 0.0},
+        "trainer": trainer,
+        "seed": 1,
+        "project": {"name": "t", "team": "t", "task": task},
+    }
+
+
+def _crash_after_epoch(epoch: int) -> object:
+    from lightning.pytorch.callbacks import Callback
+
+    class Crash(Callback):
+        """Stops the run the hard way once the checkpoint of ``epoch`` is on disk."""
+
+        def on_train_epoch_end(self, trainer: object, pl_module: object) -> None:
+            if trainer.current_epoch == epoch:  # type: ignore[attr-defined]
+                raise RuntimeError("killed")
+
+    return Crash()
+
+
+@pytest.mark.drill
+@pytest.mark.parametrize("damage", ["truncated", "empty"])
+def test_a_damaged_checkpoint_is_ignored_with_a_warning(damage: str, tmp_path: Path) -> None:
+    """Fault: a checkpoint damaged by a kill during its write (last.ckpt truncated or empty)
+    wedged the project: every later run failed with OSError or EOFError, naming no file. Such a
+    checkpoint is treated as absent, with a warning naming it, and training starts clean."""
+    from shipyard.train.fit import train_model
+
+    train, val, state = _data("binary")
+    reference = train_model(train, val, state, _conf("binary"), tmp_path / "ref")
+    workdir = tmp_path / "work"
+    with pytest.raises(RuntimeError, match="killed"):
+        train_model(train, val, state, _conf("binary"), workdir, callbacks=[_crash_after_epoch(1)])
+    last = workdir / "last.ckpt"
+    assert last.is_file() and not list(workdir.glob(".tmp-*")), "checkpoints are renamed into place"
+    data = last.read_bytes()
+    last.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"")
+
+    with pytest.warns(UserWarning, match=rf"checkpoint {last} cannot be read"):
+        again = train_model(train, val, state, _conf("binary"), workdir)
+    assert again.report["resumed"] is False
+    assert again.bundle.weights_sha256 == reference.bundle.weights_sha256, "a clean start ends where a whole run does"
+    assert not workdir.exists()
+
+
+@pytest.mark.drill
+def test_an_intact_checkpoint_still_resumes(tmp_path: Path) -> None:
+    """The other side of the fault above: an intact checkpoint is resumed, not discarded."""
+    from shipyard.train.fit import train_model
+
+    train, val, state = _data("binary")
+    reference = train_model(train, val, state, _conf("binary"), tmp_path / "ref")
+    workdir = tmp_path / "work"
+    with pytest.raises(RuntimeError, match="killed"):
+        train_model(train, val, state, _conf("binary"), workdir, callbacks=[_crash_after_epoch(1)])
+    again = train_model(train, val, state, _conf("binary"), workdir)
+    assert again.report["resumed"] is True
+    assert again.bundle.weights_sha256 == reference.bundle.weights_sha256

@@ -20,19 +20,20 @@ __all__ = ["main"]
 _OVERRIDES_HELP = "Hydra overrides: key=value, +key=value, ~key, group=option (e.g. trainer=gpu)"
 
 
-def _compose(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
-    from shipyard.core.compose import compose, to_dict
+def _compose(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The project's paths and its validated, typed config."""
+    from shipyard.core.compose import compose
     from shipyard.core.paths import ProjectPaths, find_root
 
     root = find_root()
-    cfg = compose(args.project, args.overrides, root=root)
-    return ProjectPaths.of(root, args.project), cfg, to_dict(cfg)
+    return ProjectPaths.of(root, args.project), compose(args.project, args.overrides, root=root)
 
 
 def cmd_config(args: argparse.Namespace) -> int:
     import yaml
+    from shipyard.core.compose import to_dict
 
-    _, _, config = _compose(args)
+    config = to_dict(_compose(args)[1])
     print(json.dumps(config, indent=2) if args.json else yaml.safe_dump(config, sort_keys=False), end="")
     return 0
 
@@ -40,7 +41,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 def cmd_compile(args: argparse.Namespace) -> int:
     from shipyard.engine.compiler import compile_project
 
-    paths, cfg, _ = _compose(args)
+    paths, cfg = _compose(args)
     changed = compile_project(cfg, paths)
     print(f"{'wrote' if changed else 'unchanged'}: {paths.rel(paths.dvc_yaml)}, {paths.rel(paths.params_yaml)}")
     return 0
@@ -86,7 +87,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from shipyard.engine.repro import ensure_raw_data
     from shipyard.registry._registry import project_lock
 
-    paths, cfg, config = _compose(args)
+    paths, cfg = _compose(args)
     _check_accelerator(cfg)
     with project_lock(paths, wait=args.wait, say=_say):
         note = ensure_raw_data(cfg, paths)
@@ -119,7 +120,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         else:
             from shipyard.engine.release import register_run
 
-            version, created, card = register_run(paths, config)
+            version, created, card = register_run(paths, cfg)
             gate = card["gate"]
             verdict = "passed" if gate.get("passed") else "FAILED"
             stage = f" ({version.stages[0]})" if version.stages else ""
@@ -173,7 +174,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from shipyard.engine.repro import ensure_raw_data, reproduce
     from shipyard.search import run_search
 
-    paths, cfg, _ = _compose(args)
+    paths, cfg = _compose(args)
     note = ensure_raw_data(cfg, paths)
     if note:
         _say(f"data: {note}")
@@ -227,42 +228,38 @@ def _registry_paths(args: argparse.Namespace) -> Any:
     return ProjectPaths.of(find_root(), args.project)
 
 
-def _follow(paths: Any, cfg: Any) -> None:
-    """Deployments follow production: rebuild the declared targets for the new version."""
-    if not cfg.deploy.targets:
-        return
-    from shipyard.engine.deploy import deploy_dir, deploy_project, summary
+def _say_built(paths: Any, reports: dict[str, dict[str, Any]]) -> None:
+    from shipyard.engine.deploy import deploy_dir, summary
 
-    for target, report in deploy_project(paths, cfg, say=_say).items():
+    for target, report in reports.items():
         _say(summary(target, deploy_dir(paths, target), report) or f"  {target}: built")
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    from shipyard.registry import Registry
+    from shipyard.engine.deploy import promote
 
-    paths, cfg, _ = _compose(args)
-    version, previous = Registry(paths).promote(args.version, args.stage)
+    paths, cfg = _compose(args)
+    version, previous, reports = promote(paths, cfg, args.version, args.stage, say=_say)
+    _say_built(paths, reports)
     before = f" (was {previous.version}, now archived)" if previous else ""
     print(f"{paths.project} {version.version} is now {args.stage}{before}")
-    if args.stage == "production":
-        _follow(paths, cfg)
     return 0
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from shipyard.registry import Registry
+    from shipyard.engine.deploy import rollback
 
-    paths, cfg, _ = _compose(args)
-    restored, replaced = Registry(paths).rollback()
+    paths, cfg = _compose(args)
+    restored, replaced, reports = rollback(paths, cfg, say=_say)
+    _say_built(paths, reports)
     print(f"{paths.project}: production is {restored.version} again ({replaced.version} archived)")
-    _follow(paths, cfg)
     return 0
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     from shipyard.engine.deploy import deploy_dir, deploy_project, summary
 
-    paths, cfg, _ = _compose(args)
+    paths, cfg = _compose(args)
     targets = [t for t in (args.target or "").split(",") if t] or None
     reports = deploy_project(paths, cfg, targets=targets, version=args.version, say=_say)
     for target, report in reports.items():
@@ -274,8 +271,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from shipyard.engine.release import status_of
 
-    paths, _, config = _compose(args)
-    status = status_of(paths, config)
+    paths, cfg = _compose(args)
+    status = status_of(paths, cfg)
     if args.json:
         print(json.dumps(status, indent=2))
         return 0
@@ -286,7 +283,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         gate = "gate passed" if v["gate_passed"] else "gate FAILED"
         print(f"  {v['version']:<8} {v['stage'] or '-':<10} {v['created_at']}  {gate}  {metrics}")
     for target, info in status["deployments"].items():
-        print(f"  deployed {target}: {info['path']}")
+        holds = info["version"] or "unknown version"
+        behind = "" if info["is_production"] else f"  NOT the production version ({status['production'] or 'none'})"
+        print(f"  deployed {target}: {info['path']} ({holds}){behind}")
     return 0
 
 
@@ -326,7 +325,7 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from shipyard.core.compose import compose, list_projects, to_dict
+    from shipyard.core.compose import compose, list_projects
     from shipyard.core.paths import ProjectPaths, find_root
     from shipyard.engine.release import status_of
 
@@ -334,7 +333,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = []
     for name in list_projects(root):
         paths = ProjectPaths.of(root, name)
-        status = status_of(paths, to_dict(compose(name, root=root)))
+        status = status_of(paths, compose(name, root=root))
         age = f"{status['age_days']:.1f}d" if status["age_days"] is not None else "-"
         flag = "STALE" if status["stale"] else ""
         rows.append((name, paths.team, status["production"] or "-", age, status["max_age"] or "-", flag))

@@ -4,36 +4,61 @@ The bundle and test split of that version come out of DVC's cache at the version
 deployment is exactly the model the registry names, whatever the working tree holds now. Every
 prediction from every target carries ``<team>/<name>@<version>``. Built targets are tracked by
 DVC (``deploy/<team>/<name>/<target>.dvc``).
+
+Promoting and rolling back build first and switch the registry after: a version whose model
+cannot be built (not in DVC's cache, an edge variant out of tolerance) leaves production, every
+deployment folder and its DVC pointer as they were.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shipyard.core.errors import ConfigError, did_you_mean
+from shipyard.core.errors import ConfigError, DataError, did_you_mean
 from shipyard.core.paths import ProjectPaths
 from shipyard.core.schema import ShipyardConfig
 from shipyard.engine.pipeline import DATASETS
 
-__all__ = ["TARGETS", "deploy_dir", "deploy_project", "materialize", "summary"]
+if TYPE_CHECKING:
+    from shipyard.registry import Version
+
+__all__ = [
+    "TARGETS",
+    "deploy_dir",
+    "deploy_project",
+    "deployed_version",
+    "materialize",
+    "promote",
+    "rollback",
+    "summary",
+]
 
 TARGETS = ("service", "batch", "edge")
+# Where each built target records the model version it holds (the files shipyard.deploy writes;
+# read here without importing the targets' code).
+VERSION_FILES = {
+    "service": ("service.json", "model_version"),
+    "batch": ("job.yaml", "version"),
+    "edge": ("metadata.json", "model_version"),
+}
 
 
 def deploy_dir(paths: ProjectPaths, target: str) -> Path:
-    return paths.root / "deploy" / paths.team / paths.name / target
+    return paths.deploy_dir(target)
 
 
 @contextlib.contextmanager
 def materialize(paths: ProjectPaths, commit: str, names: tuple[str, ...]) -> Iterator[dict[str, Path]]:
     """The given pipeline datasets as they were at ``commit``, from DVC's cache, in a temp dir."""
     from dvc.repo import Repo
+    from dvc_data.index import DataIndexError
 
     tmp = Path(tempfile.mkdtemp(prefix="shipyard-release-"))
     try:
@@ -43,7 +68,16 @@ def materialize(paths: ProjectPaths, commit: str, names: tuple[str, ...]) -> Ite
                 source = paths.rel(DATASETS[name].path(paths))
                 target = tmp / name / Path(source).name
                 target.parent.mkdir(parents=True)
-                repo.dvcfs.get(source, str(target), recursive=True)
+                try:
+                    repo.dvcfs.get(source, str(target), recursive=True)
+                except (FileNotFoundError, DataIndexError) as exc:
+                    # A missing file object, or a missing folder listing (the .dir object).
+                    raise DataError(
+                        f"{source} of commit {commit[:12]} is not in DVC's cache ({exc})",
+                        where=source,
+                        fix="fetch it (`dvc pull`, or `dvc fetch --rev <version tag>` from the project's remote), "
+                        "then run this again",
+                    ) from exc
                 out[name] = target
         yield out
     finally:
@@ -105,18 +139,7 @@ def _track(paths: ProjectPaths, folders: list[Path]) -> None:
         repo.add([str(f) for f in folders])
 
 
-def deploy_project(
-    paths: ProjectPaths,
-    config: ShipyardConfig,
-    *,
-    targets: list[str] | None = None,
-    version: str | None = None,
-    say: Callable[[str], None] = print,
-) -> dict[str, dict[str, Any]]:
-    """Build ``targets`` (default: ``deploy.targets``) for ``version`` (default: production)."""
-    from shipyard.registry import Registry, RegistryError
-
-    wanted = [str(t) for t in (targets or config.deploy.targets)]
+def _check_targets(paths: ProjectPaths, wanted: list[str]) -> None:
     if not wanted:
         raise ConfigError(
             f"{paths.project} declares no deployment targets",
@@ -131,6 +154,21 @@ def deploy_project(
                 value=target,
                 fix="use: " + ", ".join(TARGETS),
             )
+
+
+def deploy_project(
+    paths: ProjectPaths,
+    config: ShipyardConfig,
+    *,
+    targets: list[str] | None = None,
+    version: str | None = None,
+    say: Callable[[str], None] = print,
+) -> dict[str, dict[str, Any]]:
+    """Build ``targets`` (default: ``deploy.targets``) for ``version`` (default: production)."""
+    from shipyard.registry import Registry, RegistryError
+
+    wanted = [str(t) for t in (targets or config.deploy.targets)]
+    _check_targets(paths, wanted)
     registry = Registry(paths)
     item = registry.get(version) if version else registry.production()
     if item is None:
@@ -156,3 +194,102 @@ def deploy_project(
             )
     _track(paths, [deploy_dir(paths, t) for t in wanted])
     return reports
+
+
+def deployed_version(folder: Path, target: str) -> str | None:
+    """The model version a built target holds (``<team>/<name>@vN.0.0``), read from the built
+    folder's own metadata; None when there is no readable record."""
+    import yaml
+
+    name, key = VERSION_FILES[target]
+    try:
+        data = yaml.safe_load((folder / name).read_text(encoding="utf-8"))  # YAML reads the JSON ones too
+    except (OSError, yaml.YAMLError):
+        return None
+    value = data.get(key) if isinstance(data, dict) else None
+    return str(value) if value else None
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    """A hard link costs nothing and keeps the old bytes: builds replace files, never edit them."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+@contextlib.contextmanager
+def _restorable(paths: ProjectPaths, targets: list[str]) -> Iterator[None]:
+    """Run a build; if it fails, put each target's folder, its DVC pointer and the folder's
+    .gitignore back as they were (what did not exist before is removed again)."""
+    root = deploy_dir(paths, "x").parent
+    files = [root / ".gitignore", *(root / f"{t}.dvc" for t in targets)]
+    scratch_parent = paths.root / ".dvc" / "tmp" / "shipyard"
+    scratch_parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="deploy-backup-", dir=scratch_parent))
+    try:
+        folders = {t: deploy_dir(paths, t) for t in targets}
+        kept = {t: f for t, f in folders.items() if f.is_dir()}
+        for target, folder in kept.items():
+            shutil.copytree(folder, scratch / target, symlinks=True, copy_function=_link_or_copy)
+        saved = {f: f.read_bytes() for f in files if f.is_file()}
+        try:
+            yield
+        except BaseException:
+            for target, folder in folders.items():
+                if folder.is_dir():
+                    shutil.rmtree(folder)  # the failed build's, or a rebuilt one the backup replaces
+                if target in kept:
+                    os.replace(scratch / target, folder)
+            for file in files:
+                if file in saved:
+                    file.write_bytes(saved[file])
+                elif file.is_file():
+                    file.unlink()
+            raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _build_then(
+    paths: ProjectPaths, config: ShipyardConfig, version: str, switch: Callable[[], Any], say: Callable[[str], None]
+) -> tuple[Any, dict[str, dict[str, Any]]]:
+    """Build the declared targets for ``version``, then ``switch`` the registry; a failure in
+    either leaves the deployments as they were."""
+    targets = [str(t) for t in config.deploy.targets]
+    if not targets:
+        return switch(), {}
+    with _restorable(paths, targets):
+        reports = deploy_project(paths, config, version=version, say=say)
+        return switch(), reports
+
+
+def promote(
+    paths: ProjectPaths, config: ShipyardConfig, version: str, stage: str = "production", *, say: Callable[[str], None]
+) -> tuple[Version, Version | None, dict[str, dict[str, Any]]]:
+    """Promote ``version``; to production, deployments follow: built first, switched after."""
+    from shipyard.registry import Registry
+
+    registry = Registry(paths)
+    target = registry.promotable(version)
+    if stage != "production":
+        return (*registry.promote(target.version, stage), {})
+    (promoted, previous), reports = _build_then(
+        paths, config, target.version, lambda: registry.promote(target.version, stage), say
+    )
+    return promoted, previous, reports
+
+
+def rollback(
+    paths: ProjectPaths, config: ShipyardConfig, *, say: Callable[[str], None]
+) -> tuple[Version, Version, dict[str, dict[str, Any]]]:
+    """Put the previous production version back (walking back through production's history);
+    deployments follow: built first, switched after."""
+    from shipyard.registry import Registry
+
+    registry = Registry(paths)
+    target, _current = registry.rollback_plan()
+    (restored, replaced), reports = _build_then(
+        paths, config, target.version, lambda: registry.rollback(expected=target.version), say
+    )
+    return restored, replaced, reports

@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from shipyard.core.compose import to_dict
 from shipyard.core.errors import ConfigError
 from shipyard.core.hashing import file_sha256, json_sha256
 from shipyard.core.paths import ProjectPaths
+from shipyard.core.schema import ShipyardConfig
 from shipyard.engine.pipeline import DATASETS
 
 __all__ = ["lineage_of", "model_card", "parse_age", "register_run", "status_of"]
@@ -32,12 +34,36 @@ def _git(root: Path, *args: str) -> str:
     return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
+def _changed_paths(root: Path) -> list[str]:
+    """Tracked files that differ from HEAD (staged or not), from ``git status --porcelain -z``:
+    NUL-separated ``XY path`` entries, a rename or copy followed by its source path."""
+    proc = subprocess.run(
+        ["git", "status", "--porcelain=v1", "-z", "--untracked-files=no"], cwd=root, capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        return []
+    entries = iter(proc.stdout.split("\0"))
+    changed = []
+    for entry in entries:
+        if len(entry) < 4:
+            continue
+        changed.append(entry[3:])
+        if entry[0] in "RC":
+            changed.append(next(entries, ""))
+    return [p for p in changed if p]
+
+
 def _git_state(paths: ProjectPaths) -> dict[str, Any]:
-    own = {paths.rel(paths.pipeline_dir), paths.rel(paths.data_dir)}
+    """The commit the model was trained on and the changes beside it. What the registration
+    commits with the version (the project's pipeline, data and deploy pointers, its own and its
+    team's YAML) does not make the tree dirty: the version's commit holds it."""
+    from shipyard.registry import registration_paths
+
+    own = registration_paths(paths)
     dirty = [
-        line[3:]
-        for line in _git(paths.root, "status", "--porcelain", "--untracked-files=no").splitlines()
-        if not any(line[3:].startswith(p) for p in own)
+        path
+        for path in _changed_paths(paths.root)
+        if not any(path.startswith(p) if p.endswith("/") else path == p for p in own)
     ]
     return {"commit": _git(paths.root, "rev-parse", "HEAD") or None, "dirty": bool(dirty), "dirty_paths": dirty[:20]}
 
@@ -56,7 +82,7 @@ def _lock_hashes(paths: ProjectPaths) -> dict[str, Any]:
     return {"data": data, "code": code, "outs": outs}
 
 
-def model_card(paths: ProjectPaths, config: dict[str, Any]) -> dict[str, Any]:
+def model_card(paths: ProjectPaths, config: ShipyardConfig) -> dict[str, Any]:
     reporting = paths.layer("08_reporting")
     report = json.loads((reporting / "train_report.json").read_text())
     metrics = json.loads((reporting / "metrics.json").read_text())
@@ -71,20 +97,20 @@ def model_card(paths: ProjectPaths, config: dict[str, Any]) -> dict[str, Any]:
             "bundle": paths.rel(bundle),
             "bundle_md5": hashes["outs"].get(paths.rel(bundle), ""),
             "weights_sha256": json.loads((bundle / "bundle.json").read_text())["weights_sha256"],
-            "target": config["model"]["_target_"],
+            "target": config.model.target,
         },
         "data": hashes["data"],
         "code": hashes["code"],
         "outputs": hashes["outs"],
-        "params": config,
-        "params_sha256": json_sha256(config),
+        "params": to_dict(config),
+        "params_sha256": json_sha256(to_dict(config)),
         "environment": {
             "lock_file": LOCK_FILE if lock_file.is_file() else None,
             "lock_sha256": file_sha256(lock_file) if lock_file.is_file() else None,
             "python": sys.version.split()[0],
             "platform": platform.platform(),
         },
-        "seed": config["seed"],
+        "seed": config.seed,
         "hardware": report["hardware"],
         "training": {
             k: report[k] for k in ("epochs", "train_seconds", "resumed", "stopped_early", "samples_per_second")
@@ -94,7 +120,7 @@ def model_card(paths: ProjectPaths, config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def register_run(paths: ProjectPaths, config: dict[str, Any]) -> tuple[Any, bool, dict[str, Any]]:
+def register_run(paths: ProjectPaths, config: ShipyardConfig) -> tuple[Any, bool, dict[str, Any]]:
     """Register the model the pipeline just produced; returns (version, created, card)."""
     from shipyard.registry import Registry
     from shipyard.train.gate import regression_check
@@ -108,7 +134,7 @@ def register_run(paths: ProjectPaths, config: dict[str, Any]) -> tuple[Any, bool
         and card["gate"].get("metric") in production.card.get("metrics", {})
     ):
         check = regression_check(
-            card["metrics"], production.card["metrics"], card["gate"]["metric"], config["gate"]["regression_tolerance"]
+            card["metrics"], production.card["metrics"], card["gate"]["metric"], config.gate.regression_tolerance
         )
         check["detail"] += f" ({production.version})"
         card["gate"]["checks"].append(check)
@@ -139,8 +165,9 @@ def parse_age(text: str) -> timedelta:
     return int(text[:-1]) * _UNITS[text[-1]]
 
 
-def status_of(paths: ProjectPaths, config: dict[str, Any], *, now: datetime | None = None) -> dict[str, Any]:
+def status_of(paths: ProjectPaths, config: ShipyardConfig, *, now: datetime | None = None) -> dict[str, Any]:
     """Everything scripts and CI need about a project, machine-readable."""
+    from shipyard.engine.deploy import VERSION_FILES, deployed_version
     from shipyard.registry import Registry
 
     registry = Registry(paths)
@@ -150,14 +177,22 @@ def status_of(paths: ProjectPaths, config: dict[str, Any], *, now: datetime | No
     newest = versions[-1] if versions else None
     reference = production or newest
     age = (now - datetime.fromisoformat(reference.card.get("created_at", reference.created_at))) if reference else None
-    max_age = config["project"].get("max_age")
+    max_age = config.project.max_age
     deploy_root = paths.root / "deploy" / paths.team / paths.name
     deployments = {}
     if deploy_root.is_dir():
         # Skip .tmp-* (an interrupted build) and edge.rejected (a candidate that failed parity).
         for target in sorted(p for p in deploy_root.iterdir() if p.is_dir() and "." not in p.name):
             files = sorted(f for f in target.rglob("*") if f.is_file())
-            deployments[target.name] = {"path": paths.rel(target), "files": [paths.rel(f) for f in files[:50]]}
+            label = deployed_version(target, target.name) if target.name in VERSION_FILES else None
+            version = label.rpartition("@")[2] if label and label.startswith(f"{paths.project}@") else None
+            deployments[target.name] = {
+                "path": paths.rel(target),
+                "model_version": label,  # what the built folder's own metadata says it serves
+                "version": version,
+                "is_production": version is not None and version == (production.version if production else None),
+                "files": [paths.rel(f) for f in files[:50]],
+            }
             if target.name == "edge":
                 from shipyard.deploy.edge import REPORT
 
@@ -166,7 +201,7 @@ def status_of(paths: ProjectPaths, config: dict[str, Any], *, now: datetime | No
                     deployments["edge"]["report"] = json.loads(report.read_text())
     return {
         "project": paths.project,
-        "task": config["project"]["task"],
+        "task": str(config.project.task),
         "production": production.version if production else None,
         "versions": [
             {

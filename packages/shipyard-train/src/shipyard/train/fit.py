@@ -4,6 +4,8 @@ Resuming: checkpoints live in a work folder beside the bundle, keyed by a finger
 input that shapes the result. A run killed mid-way resumes from ``last.ckpt`` when the
 fingerprint still matches; a changed input starts clean. Shuffling is seeded per epoch and
 dropout per batch, so a resumed run ends with the same weights as an uninterrupted one.
+Checkpoints are written atomically; one that cannot be read anyway (damaged on disk) is treated as
+absent, with a warning naming it, and training starts clean.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.plugins import TorchCheckpointIO
+from shipyard.core.atomic import atomic_path, write_json
 from shipyard.core.compose import dump
 from shipyard.core.features import Preprocessor
 from shipyard.core.hashing import json_sha256
@@ -53,6 +57,19 @@ class BatchSeed(Callback):
         torch.manual_seed((self.seed * 1_000_003 + trainer.current_epoch * 10_007 + batch_idx) % (1 << 63))
 
 
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temporary file beside their target, then renamed into place: a
+    kill mid-write leaves a stray ``.tmp-*`` file, never a truncated ``last.ckpt``. (Lightning's
+    own save copies from the system's temp folder, which is no rename across filesystems.)"""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            super().save_checkpoint(checkpoint, path, storage_options)  # raises: not supported
+            return
+        with atomic_path(Path(path)) as tmp:
+            torch.save(checkpoint, tmp)
+
+
 class TrainResult:
     def __init__(self, bundle: ModelBundle, curve: pd.DataFrame, report: dict[str, Any], is_global_zero: bool) -> None:
         self.bundle, self.curve, self.report, self.is_global_zero = bundle, curve, report, is_global_zero
@@ -75,6 +92,7 @@ def make_trainer(conf: TrainerConf, callbacks: list[Callback], logger: Any, root
         logger=logger,
         default_root_dir=str(root),
         enable_model_summary=False,
+        plugins=[AtomicCheckpointIO()],
     )
 
 
@@ -89,15 +107,37 @@ def _project(project: ProjectConf) -> dict[str, str]:
     return {"name": project.name, "team": project.team, "task": str(project.task)}
 
 
+def _unreadable(checkpoint: Path) -> str | None:
+    """Why ``checkpoint`` cannot be resumed from (truncated, empty, not a checkpoint), or None."""
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises EOFError, OSError, RuntimeError, pickle errors
+        return f"{type(exc).__name__}: {exc}".strip()
+    return None if isinstance(state, dict) and "epoch" in state and "state_dict" in state else "not a checkpoint"
+
+
 def _prepare_workdir(workdir: Path, fingerprint: str) -> Path | None:
-    """Return the checkpoint to resume from, wiping checkpoints of other inputs."""
+    """Return the checkpoint to resume from, wiping checkpoints of other inputs, and any
+    checkpoint that cannot be read (a damaged one would fail every later run)."""
     marker = workdir / FINGERPRINT
-    if marker.is_file() and json.loads(marker.read_text()).get("fingerprint") == fingerprint:
-        last = workdir / "last.ckpt"
-        return last if last.is_file() else None
+    try:
+        same = json.loads(marker.read_text()).get("fingerprint") == fingerprint
+    except (OSError, ValueError, AttributeError):
+        same = False
+    if same:
+        damaged = {ckpt: _unreadable(ckpt) for ckpt in sorted(workdir.glob("*.ckpt"))}
+        damaged = {ckpt: why for ckpt, why in damaged.items() if why}
+        if not damaged:
+            last = workdir / "last.ckpt"
+            return last if last.is_file() else None
+        for ckpt, why in damaged.items():
+            warnings.warn(
+                f"checkpoint {ckpt} cannot be read ({why[:200]}); ignoring it and training from the start",
+                stacklevel=2,
+            )
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"fingerprint": fingerprint}))
+    write_json(marker, {"fingerprint": fingerprint})
     return None
 
 
