@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -74,14 +76,14 @@ def test_fit_is_deterministic(task: str, tmp_path: Path) -> None:
     assert runs[0].report["epochs"] == 3
 
 
-def _conf(task: str, max_epochs: int = 4) -> dict[str, object]:
-    trainer = dict(TRAINER, max_epochs=max_epochs, early_stopping=dict(TRAINER["early_stopping"], enabled=False))  # type: ignore[arg-type]
+def _conf(task: str, max_epochs: int = 4) -> dict[str, Any]:
+    trainer = dataclasses.replace(TRAINER, max_epochs=max_epochs, early_stopping=EarlyStoppingConf(enabled=False))
     return {
-        "model": {"_target_": "shipyard.train.models.MLP", "hidden": [8], "dropout": 0.2, "activation": "relu"},
-        "optim": {"name": "adam", "lr": 0.01, "weight_decay": 0.0},
+        "model": ModelConf("shipyard.train.models.MLP", MLPConf(hidden=[8], dropout=0.2)),
+        "optim": OptimConf(name=Optimizer.adam, lr=0.01),
         "trainer": trainer,
         "seed": 1,
-        "project": {"name": "t", "team": "t", "task": task},
+        "project": ProjectConf(name="t", team="t", task=Task(task)),
     }
 
 
@@ -107,17 +109,17 @@ def test_a_damaged_checkpoint_is_ignored_with_a_warning(damage: str, tmp_path: P
     from shipyard.train.fit import train_model
 
     train, val, state = _data("binary")
-    reference = train_model(train, val, state, _conf("binary"), tmp_path / "ref")
+    reference = train_model(train, val, state, **_conf("binary"), workdir=tmp_path / "ref")
     workdir = tmp_path / "work"
     with pytest.raises(RuntimeError, match="killed"):
-        train_model(train, val, state, _conf("binary"), workdir, callbacks=[_crash_after_epoch(1)])
+        train_model(train, val, state, **_conf("binary"), workdir=workdir, callbacks=[_crash_after_epoch(1)])
     last = workdir / "last.ckpt"
     assert last.is_file() and not list(workdir.glob(".tmp-*")), "checkpoints are renamed into place"
     data = last.read_bytes()
     last.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"")
 
     with pytest.warns(UserWarning, match=rf"checkpoint {last} cannot be read"):
-        again = train_model(train, val, state, _conf("binary"), workdir)
+        again = train_model(train, val, state, **_conf("binary"), workdir=workdir)
     assert again.report["resumed"] is False
     assert again.bundle.weights_sha256 == reference.bundle.weights_sha256, "a clean start ends where a whole run does"
     assert not workdir.exists()
@@ -129,10 +131,10 @@ def test_an_intact_checkpoint_still_resumes(tmp_path: Path) -> None:
     from shipyard.train.fit import train_model
 
     train, val, state = _data("binary")
-    reference = train_model(train, val, state, _conf("binary"), tmp_path / "ref")
+    reference = train_model(train, val, state, **_conf("binary"), workdir=tmp_path / "ref")
     workdir = tmp_path / "work"
     with pytest.raises(RuntimeError, match="killed"):
-        train_model(train, val, state, _conf("binary"), workdir, callbacks=[_crash_after_epoch(1)])
-    again = train_model(train, val, state, _conf("binary"), workdir)
+        train_model(train, val, state, **_conf("binary"), workdir=workdir, callbacks=[_crash_after_epoch(1)])
+    again = train_model(train, val, state, **_conf("binary"), workdir=workdir)
     assert again.report["resumed"] is True
     assert again.bundle.weights_sha256 == reference.bundle.weights_sha256
