@@ -112,15 +112,15 @@ def test_a_dvc_experiment_becomes_a_registered_version_through_an_override(repo_
     fetch_raw(yaml.safe_load((repo.path / PARAMS).read_text())["data"]["source"], repo.path)
     ran, _ = repo.train(BC, *QUICK[:2])
     assert "train" in ran
-    proc = _dvc(repo, "exp", "run", "-S", f"{PARAMS}:trainer.max_epochs=3", f"pipelines/{BC}/dvc.yaml")
+    proc = _dvc(repo, "exp", "run", "-S", f"{PARAMS}:optim.lr=0.003", f"pipelines/{BC}/dvc.yaml")
     assert proc.returncode == 0, proc.stderr[-3000:]
     experiment = json.loads((repo.data(BC) / "08_reporting" / "metrics.json").read_text())
     tags = subprocess.run(["git", "tag"], cwd=repo.path, capture_output=True, text=True).stdout
 
     refused = repo.run("train", BC, *QUICK, check=False)
     assert refused.returncode == 2
-    assert "trainer.max_epochs: 2 -> 3" in refused.stderr
-    assert 'ARGS="trainer.max_epochs=3"' in refused.stderr
+    assert "optim.lr: 0.01 -> 0.003" in refused.stderr
+    assert 'ARGS="optim.lr=0.003"' in refused.stderr
     assert subprocess.run(["git", "tag"], cwd=repo.path, capture_output=True, text=True).stdout == tags
 
     shown = _dvc(repo, *_exp_show_command(), "-A")
@@ -128,17 +128,16 @@ def test_a_dvc_experiment_becomes_a_registered_version_through_an_override(repo_
     header, _, *rows = [r for r in shown.stdout.splitlines() if r.startswith("|")]
     columns = [c.strip() for c in header.strip("|").split("|")]
     assert columns[:2] == ["Experiment", "Created"] and len(columns) <= 10, columns
-    epochs = next(i for i, c in enumerate(columns) if c.endswith("trainer.max_epochs"))
-    values = {re.sub(r"^\W+", "", r.split("|")[1].strip()): r.split("|")[epochs + 1].strip() for r in rows}
-    assert any(name.endswith("]") and value == "3" for name, value in values.items()), values
+    lr = next(i for i, c in enumerate(columns) if c.endswith("optim.lr"))
+    values = {re.sub(r"^\W+", "", r.split("|")[1].strip()): r.split("|")[lr + 1].strip() for r in rows}
+    assert any(name.endswith("]") and value == "0.003" for name, value in values.items()), values
 
-    ran, proc = repo.train(BC, *QUICK[:2], "trainer.max_epochs=3")
+    ran, proc = repo.train(BC, *QUICK[:2], "optim.lr=0.003")
     assert ran == [], "the experiment's results are DVC's: nothing reruns"
     assert "registered tabular/breast_cancer v2.0.0" in proc.stdout
     card = json.loads(repo.run("lineage", BC, "v2", "--json").stdout)
     assert card["metrics"] == experiment
-    assert card["params"]["trainer"]["max_epochs"] == card["training"]["epochs"] == 3
-    assert yaml.safe_load((repo.path / PARAMS).read_text())["trainer"]["max_epochs"] == 3
+    assert card["params"]["optim"]["lr"] == yaml.safe_load((repo.path / PARAMS).read_text())["optim"]["lr"] == 0.003
 
 
 @pytest.mark.slow
