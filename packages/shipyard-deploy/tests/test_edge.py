@@ -114,7 +114,11 @@ def test_every_variant_scores_the_whole_test_split_in_one_call(
     x = edge_inputs(bundle.preprocessor, examples[name].test)
     reference = np.asarray(bundle.predict_scores(examples[name].test)).reshape(len(x), -1)
     for variant, entry in report["variants"].items():
-        assert entry["batch"]["rows"] == len(x) and entry["batch"]["label_agreement"] == 1.0, variant
+        whole = entry["batch"]
+        assert whole["rows"] == len(x) and whole["label_agreement"] == entry["label_agreement"], variant
+        assert (
+            whole["metric"] == pytest.approx(entry["metric"]) and whole["max_abs_diff"] <= 1e-4 + entry["max_abs_diff"]
+        )
         batch = run_tflite_batch(target / entry["file"], x)
         assert batch.shape == (len(x), reference.shape[1])
         np.testing.assert_allclose(batch, run_tflite(target / entry["file"], x).reshape(batch.shape), atol=1e-5)
