@@ -1,12 +1,17 @@
-"""Predict one row with a Shipyard edge model: ai-edge-litert, numpy and metadata.json only.
+"""Predict rows with a Shipyard edge model: ai-edge-litert, numpy and metadata.json only.
 
     python predict.py MODEL_DIR --row '{"mean radius": 14.2, "mean texture": 19.1, ...}'
     python predict.py MODEL_DIR --row-file row.json --variant int8
+    python predict.py MODEL_DIR --rows '[{"mean radius": 14.2, ...}, {"mean radius": 9.8, ...}]'
+    python predict.py MODEL_DIR --rows-file rows.json
 
 MODEL_DIR is what ``make deploy TARGET=edge`` wrote (deploy/<team>/<name>/edge/): the
 ``model_<variant>.tflite`` files and ``metadata.json``. A row is a JSON object of raw feature
 values (``null`` for a missing value), or a JSON list of them in ``metadata.input.features``
-order. Prints one JSON object: the label, and the probability, probabilities or value behind it.
+order. ``--row`` prints one JSON object: the label, and the probability, probabilities or value
+behind it. ``--rows`` takes a JSON list of rows and scores them all in one interpreter call (the
+model's batch dimension is dynamic: ``metadata.input.shape`` is ``[-1, features]``), printing a
+JSON list of results in the same order.
 
 No torch and no Shipyard: numeric preprocessing (imputation, scaling) and categorical encoding
 run inside the .tflite graph; this script only turns categories into their vocabulary index.
@@ -51,35 +56,54 @@ def _category(value: Any) -> str | None:
     return str(value)
 
 
-def encode(meta: dict[str, Any], row: dict[str, Any] | list[Any]) -> np.ndarray:
-    """The model input for one raw row: float32, shape [1, n]."""
+def _encode_row(meta: dict[str, Any], row: dict[str, Any] | list[Any], x: np.ndarray) -> None:
+    """Write one raw row into ``x`` (one row of the model input)."""
     spec = meta["input"]
     names = spec["features"]
     if isinstance(row, list):
         if len(row) != len(names):
             raise RowError(f"the row has {len(row)} values, the model takes {len(names)}: {', '.join(names[:8])} ...")
         row = dict(zip(names, row, strict=True))
+    if not isinstance(row, dict):
+        raise RowError(f"a row is a JSON object or list, got {type(row).__name__}")
     missing = [n for n in names if n not in row]
     if missing:
         raise RowError(f"the row lacks feature(s) {', '.join(map(repr, missing[:5]))} (use null for a missing value)")
-    x = np.empty((1, len(names)), dtype=np.float32)
     for feature in spec["numeric"]:
         value = row[feature["name"]]
         try:
-            x[0, feature["position"]] = np.nan if value is None else float(value)
+            x[feature["position"]] = np.nan if value is None else float(value)
         except (TypeError, ValueError) as exc:
             raise RowError(f"feature {feature['name']!r} must be a number or null, got {value!r}") from exc
     for feature in spec["categorical"]:
         vocabulary = {v: i for i, v in enumerate(feature["vocabulary"])}
-        code = vocabulary.get(_category(row[feature["name"]]), feature["missing_code"])
-        x[0, feature["position"]] = code
+        x[feature["position"]] = vocabulary.get(_category(row[feature["name"]]), feature["missing_code"])
+
+
+def encode(meta: dict[str, Any], rows: list[dict[str, Any] | list[Any]]) -> np.ndarray:
+    """The model input for raw rows: float32, shape [len(rows), n]."""
+    x = np.empty((len(rows), len(meta["input"]["features"])), dtype=np.float32)
+    for i, row in enumerate(rows):
+        try:
+            _encode_row(meta, row, x[i])
+        except RowError as exc:
+            raise RowError(f"row {i}: {exc}" if len(rows) > 1 else str(exc)) from exc
     return x
 
 
-def predict(meta: dict[str, Any], interpreter: Interpreter, x: np.ndarray) -> dict[str, Any]:
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+def predict(meta: dict[str, Any], interpreter: Interpreter, x: np.ndarray) -> list[dict[str, Any]]:
+    """Score every row of ``x`` in one call: the input is resized to ``x``'s number of rows."""
+    index = interpreter.get_input_details()[0]["index"]
+    if interpreter.get_input_details()[0]["shape"][0] != len(x):
+        interpreter.resize_tensor_input(index, list(x.shape), strict=True)
+        interpreter.allocate_tensors()
+    interpreter.set_tensor(index, x)
     interpreter.invoke()
-    out = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]
+    scores = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    return [_result(meta, out) for out in scores]
+
+
+def _result(meta: dict[str, Any], out: np.ndarray) -> dict[str, Any]:
     spec = meta["output"]
     labels = spec["labels"]
     result: dict[str, Any] = {"model_version": meta["model_version"]}
@@ -97,22 +121,29 @@ def predict(meta: dict[str, Any], interpreter: Interpreter, x: np.ndarray) -> di
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Predict one row with a Shipyard edge model (LiteRT).")
+    parser = argparse.ArgumentParser(description="Predict rows with a Shipyard edge model (LiteRT).")
     parser.add_argument("model_dir", type=Path, help="the edge folder: metadata.json and model_<variant>.tflite")
-    rows = parser.add_mutually_exclusive_group(required=True)
-    rows.add_argument("--row", help="the row as JSON (an object of feature values, or a list in input order)")
-    rows.add_argument("--row-file", type=Path, help="a file holding the row as JSON")
+    given = parser.add_mutually_exclusive_group(required=True)
+    given.add_argument("--row", help="one row as JSON (an object of feature values, or a list in input order)")
+    given.add_argument("--row-file", type=Path, help="a file holding one row as JSON")
+    given.add_argument("--rows", help="a JSON list of rows, scored in one call")
+    given.add_argument("--rows-file", type=Path, help="a file holding a JSON list of rows")
     parser.add_argument("--variant", default="fp32", help="fp32 (default), int8 or fp16, as built")
     args = parser.parse_args(argv)
+    many = args.rows is not None or args.rows_file is not None
     try:
-        text = args.row if args.row is not None else args.row_file.read_text()
+        source = args.row_file or args.rows_file
+        data = json.loads(source.read_text() if source is not None else (args.rows if many else args.row))
+        if many and (not isinstance(data, list) or not data):
+            raise RowError("--rows takes a non-empty JSON list of rows")
         meta, interpreter = load(args.model_dir, args.variant)
-        result = predict(meta, interpreter, encode(meta, json.loads(text)))
+        results = predict(meta, interpreter, encode(meta, data if many else [data]))
     except (OSError, ValueError) as exc:  # RowError and json's JSONDecodeError are ValueErrors
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    result["variant"] = args.variant
-    print(json.dumps(result))
+    for result in results:
+        result["variant"] = args.variant
+    print(json.dumps(results if many else results[0]))
     return 0
 
 

@@ -28,6 +28,7 @@ from shipyard.deploy.edge import (
     rejected_dir,
     run_edge,
 )
+from shipyard.deploy.edge._graph import edge_inputs
 from shipyard.train.bundle import ModelBundle
 from shipyard.train.models import MLP
 
@@ -63,6 +64,18 @@ def run_tflite(path: Path, x: np.ndarray) -> np.ndarray:
     return np.array(rows)
 
 
+def run_tflite_batch(path: Path, x: np.ndarray) -> np.ndarray:
+    """All rows of ``x`` in one invoke, as an app scores a batch."""
+    interpreter = Interpreter(model_path=str(path))
+    inp = interpreter.get_input_details()[0]
+    assert list(inp["shape_signature"]) == [-1, x.shape[1]], "the batch dimension is dynamic"
+    interpreter.resize_tensor_input(inp["index"], list(x.shape), strict=True)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(inp["index"], x.astype(np.float32))
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy()
+
+
 # -- export and parity on the example projects ---------------------------------------------------
 
 
@@ -89,6 +102,29 @@ def test_example_exports_and_passes_parity(name: str, built: dict[str, Any], exa
     assert "serving_default_features" in names and not any("EdgeModule" in n for n in names)
 
 
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_every_variant_scores_the_whole_test_split_in_one_call(
+    name: str, built: dict[str, Any], examples: dict[str, Any]
+) -> None:
+    """Batch N (the test split) and batch 1 give the same scores, and the torch bundle's."""
+    target, report = built[name]
+    assert report["batch_sizes"] == [1, len(examples[name].test)]
+    bundle = ModelBundle.load(examples[name].bundle_dir)
+    x = edge_inputs(bundle.preprocessor, examples[name].test)
+    reference = np.asarray(bundle.predict_scores(examples[name].test)).reshape(len(x), -1)
+    for variant, entry in report["variants"].items():
+        whole = entry["batch"]
+        assert whole["rows"] == len(x) and whole["label_agreement"] == entry["label_agreement"], variant
+        assert (
+            whole["metric"] == pytest.approx(entry["metric"]) and whole["max_abs_diff"] <= 1e-4 + entry["max_abs_diff"]
+        )
+        batch = run_tflite_batch(target / entry["file"], x)
+        assert batch.shape == (len(x), reference.shape[1])
+        np.testing.assert_allclose(batch, run_tflite(target / entry["file"], x).reshape(batch.shape), atol=1e-5)
+        assert float(np.max(np.abs(batch - reference))) == pytest.approx(entry["batch"]["max_abs_diff"], abs=1e-6)
+    assert float(np.max(np.abs(run_tflite_batch(target / "model_fp32.tflite", x) - reference))) <= 1e-4
+
+
 def test_quantized_variants_are_really_quantized_and_within_tolerance(built: dict[str, Any]) -> None:
     target, report = built["digits"]
     int8, fp16 = report["variants"]["int8"], report["variants"]["fp16"]
@@ -108,7 +144,7 @@ def test_metadata_lets_a_device_encode_raw_rows(built: dict[str, Any], examples:
     bundle = ModelBundle.load(examples["churn"].bundle_dir)
     pre = bundle.preprocessor
     assert meta["input"]["features"] == [*pre.numeric_features, *pre.categorical]
-    assert meta["input"]["dtype"] == "float32" and meta["input"]["shape"] == [1, len(pre.features)]
+    assert meta["input"]["dtype"] == "float32" and meta["input"]["shape"] == [-1, len(pre.features)]
     assert {c["name"]: c["vocabulary"] for c in meta["input"]["categorical"]} == pre.categorical
     assert meta["output"]["labels"] == pre.classes and meta["output"]["kind"] == "probability"
     assert meta["model_version"] == "churn-v1" and meta["weights_sha256"] == bundle.weights_sha256
@@ -127,6 +163,7 @@ def test_metadata_lets_a_device_encode_raw_rows(built: dict[str, Any], examples:
         x[:, f["position"]] = [index.get(v, f["missing_code"]) for v in rows[f["name"]]]
     lite = run_tflite(target / "model_fp32.tflite", x)[:, 0]
     np.testing.assert_allclose(lite, bundle.predict_scores(rows), atol=1e-5)
+    np.testing.assert_allclose(run_tflite_batch(target / "model_fp32.tflite", x)[:, 0], lite, atol=1e-6)
 
 
 def test_regression_and_ordinal_output_target_units(tmp_path: Path) -> None:

@@ -33,10 +33,10 @@ def edge_dirs(examples: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
     return dirs
 
 
-def predict(model_dir: Path, row: Any, *extra: str) -> tuple[int, dict[str, Any] | None, str, set[str]]:
+def predict(model_dir: Path, row: Any, *extra: str, flag: str = "--row") -> tuple[int, Any, str, set[str]]:
     """Run the app as a device would; returns (exit code, printed JSON, stderr, top-level imports)."""
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", str(APP), str(model_dir), "--row", json.dumps(row), *extra],
+        [sys.executable, "-X", "importtime", str(APP), str(model_dir), flag, json.dumps(row), *extra],
         capture_output=True,
         text=True,
         timeout=60,
@@ -95,6 +95,24 @@ def test_app_takes_an_image_row_as_a_list_and_a_quantized_variant(
     code, out, err, _ = predict(edge_dirs["digits"], values, "--variant", "int8")
     assert code == 0 and out is not None and out["variant"] == "int8", err
     assert sum(out["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_app_scores_many_rows_in_one_call(edge_dirs: dict[str, Path], examples: dict[str, Any]) -> None:
+    ex = examples["churn"]
+    bundle = ModelBundle.load(ex.bundle_dir)
+    frame = ex.test.head(25)
+    rows = [{name: plain(frame[name].iloc[i]) for name in bundle.preprocessor.features} for i in range(len(frame))]
+    code, out, err, imported = predict(edge_dirs["churn"], rows, "--variant", "int8", flag="--rows")
+    assert code == 0, err
+    assert imported.isdisjoint(FORBIDDEN), imported & FORBIDDEN
+    assert isinstance(out, list) and len(out) == len(rows)
+    scores = bundle.predict_scores(frame)
+    assert [r["probability"] for r in out] == pytest.approx(list(scores), abs=0.03)
+    assert all(r["variant"] == "int8" and r["model_version"] == "churn-v7" for r in out)
+    code, out, err, _ = predict(edge_dirs["churn"], rows[:1], flag="--rows")
+    assert code == 0 and out is not None and out[0]["probability"] == pytest.approx(float(scores[0]), abs=1e-5), err
+    code, _, err, _ = predict(edge_dirs["churn"], [rows[0], {"tenure_months": 3}], flag="--rows")
+    assert code == 2 and "error: row 1: the row lacks feature(s) 'monthly_charges'" in err and "Traceback" not in err
 
 
 def test_app_explains_a_bad_row(edge_dirs: dict[str, Path]) -> None:

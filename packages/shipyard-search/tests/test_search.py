@@ -170,6 +170,42 @@ def test_dashboard_serves_the_study(
         except httpx.TransportError:
             time.sleep(0.3)
     assert result.spec.study_name in body
+    # Feasibility reaches the dashboard as the trial's user attributes (its trial table and
+    # trial page show them), the same verdict as trials.csv's `feasible` column.
+    study_id = next(
+        s["study_id"] for s in json.loads(body)["study_summaries"] if s["study_name"] == result.spec.study_name
+    )
+    trials = httpx.get(f"http://127.0.0.1:{port}/api/studies/{study_id}", timeout=10).json()["trials"]
+    shown = {t["number"]: {a["key"]: a["value"] for a in t["user_attrs"]} for t in trials}
+    table = pd.read_csv(_folder(searched[0]) / "trials.csv")
+    assert len(shown) == len(table) == 4
+    for _, row in table.iterrows():
+        attrs = shown[int(row["number"])]
+        assert attrs["feasible"] == str(bool(row["feasible"]))  # the dashboard shows a bool as True/False
+        violation = json.loads(attrs["constraints"])["val/recall >= 0.5"]
+        assert violation == pytest.approx(row["violation:val/recall >= 0.5"])
+        assert (violation <= 0) is bool(row["feasible"])
+
+
+def test_plots_mark_infeasible_trials(searched: tuple[Path, SearchResult, list[str]], tmp_path: Path) -> None:
+    """Optuna's plots grey the trials whose recorded constraints are violated."""
+    from shipyard.search._outputs import write_plots
+
+    spec = searched[1].spec
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for i, (f1, latency, violation) in enumerate([(0.9, 1.0, -0.1), (0.95, 0.5, 0.3), (0.8, 0.8, -0.2)]):
+        study.add_trial(
+            optuna.trial.create_trial(
+                values=[f1, latency],
+                params={"optim.lr": 0.01 * (i + 1)},
+                distributions={"optim.lr": optuna.distributions.FloatDistribution(1e-3, 1.0)},
+                system_attrs={"constraints:val/recall >= 0.5": violation},
+            )
+        )
+    written = write_plots(tmp_path, study, spec)
+    assert written["pareto_front"] == "pareto_front.html"
+    assert "Infeasible Trial" in (tmp_path / "plots" / "pareto_front.html").read_text()
+    assert "Infeasible Trial" in (tmp_path / "plots" / "history_val_f1.html").read_text()
 
 
 CRASHY = """

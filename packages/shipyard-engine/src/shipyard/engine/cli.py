@@ -82,18 +82,20 @@ def _print_metrics(paths: Any) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from shipyard.engine.compiler import compile_project
+    from shipyard.engine.compiler import check_params_yaml, compile_project
     from shipyard.engine.fastpath import compute_stamp, read_stamp, write_stamp
     from shipyard.engine.repro import ensure_raw_data
     from shipyard.registry._registry import project_lock
 
     paths, cfg = _compose(args)
     _check_accelerator(cfg)
+    # An edited params.yaml stops the run before anything is written (the lock file included).
+    check_params_yaml(cfg, paths)
     with project_lock(paths, wait=args.wait, say=_say):
+        compile_project(cfg, paths)
         note = ensure_raw_data(cfg, paths)
         if note:
             _say(f"data: {note}")
-        compile_project(cfg, paths)
         previous = read_stamp(paths)
         fast = (
             not args.force
@@ -175,23 +177,37 @@ def cmd_search(args: argparse.Namespace) -> int:
     from shipyard.search import run_search
 
     paths, cfg = _compose(args)
-    note = ensure_raw_data(cfg, paths)
-    if note:
-        _say(f"data: {note}")
-    compile_project(cfg, paths)
-    # A search reads the split and the fitted preprocessing: bring those stages up to date first.
-    reproduce(paths, cfg, target="fit_preprocessing")
-    run_search(
-        args.project,
-        args.overrides,
-        root=paths.root,
-        workers=args.workers,
-        n_trials=args.n_trials,
-        timeout=args.timeout,
-        final=not args.no_final,
-    )
+    # A search reads the split and the fitted preprocessing, so it compiles the project and
+    # brings those stages up to date first; then it puts the compiled files back as they were,
+    # so params.yaml keeps what `make train` wrote (the search's own keys live in its report).
+    saved = {p: p.read_text() for p in (paths.dvc_yaml, paths.params_yaml) if p.is_file()}
+    try:
+        compile_project(cfg, paths)
+        note = ensure_raw_data(cfg, paths)
+        if note:
+            _say(f"data: {note}")
+        reproduce(paths, cfg, target="fit_preprocessing")
+        run_search(
+            args.project,
+            args.overrides,
+            root=paths.root,
+            workers=args.workers,
+            n_trials=args.n_trials,
+            timeout=args.timeout,
+            final=not args.no_final,
+        )
+    finally:
+        _restore(saved)
     _track_search(paths)
     return 0
+
+
+def _restore(saved: dict[Any, str]) -> None:
+    from shipyard.core.atomic import write_text
+
+    for path, text in saved.items():
+        if not path.is_file() or path.read_text() != text:
+            write_text(path, text)
 
 
 def _track_search(paths: Any) -> None:

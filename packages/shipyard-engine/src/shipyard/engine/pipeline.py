@@ -16,7 +16,17 @@ from shipyard.core.paths import ProjectPaths
 from shipyard.core.schema import ShipyardConfig
 from shipyard.engine import nodes
 
-__all__ = ["DATASETS", "NODES", "DatasetSpec", "NodeSpec", "build_catalog", "build_pipeline", "param_value"]
+__all__ = [
+    "DATASETS",
+    "DATASET_TYPES",
+    "NODES",
+    "DatasetSpec",
+    "NodeSpec",
+    "build_catalog",
+    "build_pipeline",
+    "catalog_entries",
+    "param_value",
+]
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,15 @@ _SPECS = (
     DatasetSpec("confusion", "csv", "plot", {"template": "confusion", "x": "actual", "y": "predicted"}),
 )
 DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in _SPECS}
+
+# The Kedro dataset class (in shipyard.engine.datasets) of each DatasetSpec kind.
+DATASET_TYPES = {
+    "parquet": "ParquetFrame",
+    "csv": "CsvFrame",
+    "json": "JsonData",
+    "text": "TextData",
+    "bundle": "BundleDataset",
+}
 
 NODES: tuple[NodeSpec, ...] = (
     NodeSpec(
@@ -203,15 +222,26 @@ def build_catalog(config: ShipyardConfig, paths: ProjectPaths, *, memory_outputs
     ``memory_outputs`` keeps those datasets in memory (non-zero DDP ranks must not write).
     """
     from kedro.io import DataCatalog, MemoryDataset
-    from shipyard.engine.datasets import BundleDataset, CsvFrame, JsonData, ParquetFrame, TextData
+    from shipyard.engine import datasets as classes
 
-    kinds = {"parquet": ParquetFrame, "csv": CsvFrame, "json": JsonData, "text": TextData, "bundle": BundleDataset}
     datasets: dict[str, Any] = {}
     for name, spec in DATASETS.items():
-        datasets[name] = MemoryDataset() if name in memory_outputs else kinds[spec.kind](spec.path(paths))
+        kind = getattr(classes, DATASET_TYPES[spec.kind])
+        datasets[name] = MemoryDataset() if name in memory_outputs else kind(spec.path(paths))
     for spec in NODES:
         for name in spec.inputs:
             if name.startswith("params:"):
                 datasets[name] = MemoryDataset(param_value(config, name), copy_mode="assign")
     datasets["runtime"] = MemoryDataset(runtime(paths), copy_mode="assign")
     return DataCatalog(datasets=datasets)
+
+
+def catalog_entries(paths: ProjectPaths) -> dict[str, dict[str, Any]]:
+    """The catalog of one project as Kedro config (``kedro run``/``kedro viz``): its files at the
+    paths ``dvc.yaml`` names (repository-relative), and the ``runtime`` entry."""
+    entries: dict[str, dict[str, Any]] = {
+        name: {"type": f"shipyard.engine.datasets.{DATASET_TYPES[spec.kind]}", "filepath": paths.rel(spec.path(paths))}
+        for name, spec in DATASETS.items()
+    }
+    entries["runtime"] = {"type": "kedro.io.MemoryDataset", "data": runtime(paths), "copy_mode": "assign"}
+    return entries

@@ -1,6 +1,7 @@
 """A search's files under ``data/<team>/<name>/08_reporting/search/``, written atomically:
 
-* ``trials.csv``: one row per trial (state, objectives, feasibility, parameters, metrics, error);
+* ``trials.csv``: one row per trial (state, feasibility and each constraint's violation, objectives,
+  parameters, metrics, error);
 * ``pareto.json``: the objectives, constraints and the feasible Pareto front;
 * ``plots/*.html``: Pareto front, parameter importances and history (optuna.visualization);
 * ``report.json``: the chosen trial, the rule that chose it, and its validation and test metrics.
@@ -35,6 +36,13 @@ def write_tables(folder: Path, rows: list[TrialRecord], spec: SearchSpec) -> lis
     for r in rows:
         row: dict[str, Any] = {"number": r.number, "state": r.state, "feasible": r.feasible, "worker": r.worker}
         row.update({o.metric: r.metrics.get(o.metric) for o in spec.objectives})
+        # How far each constraint is from being met (<= 0: met), empty for an unfinished trial.
+        row.update(
+            {
+                f"violation:{c.text}": v
+                for c, v in zip(spec.constraints, r.violations or [None] * len(spec.constraints), strict=True)
+            }
+        )
         row.update(
             {f"param:{k}": (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in r.params.items()}
         )
@@ -70,7 +78,8 @@ def write_plots(folder: Path, study: optuna.Study, spec: SearchSpec) -> dict[str
     multi = len(names) > 1
     makers: dict[str, Any] = {}
     if multi:
-        # Infeasible trials are drawn apart: the constraints are recorded on each trial.
+        # Infeasible trials are drawn apart (and the history plots grey them): Optuna reads the
+        # constraints recorded on each trial (Trial.set_constraint).
         makers["pareto_front"] = lambda: vis.plot_pareto_front(study, target_names=names)
     for i, name in enumerate(names):
         target = (lambda t, i=i: t.values[i]) if multi else None

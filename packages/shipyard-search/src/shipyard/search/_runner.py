@@ -140,6 +140,11 @@ def _run_one(
     for constraint in spec.constraints:
         # Optuna 5 reads constraints from the trial: samplers steer away from infeasible regions.
         trial.set_constraint(constraint.text, constraint.violation(metrics))
+    if spec.constraints:
+        # optuna-dashboard reads the pre-5 constraint list, not set_constraint's keys: user attrs
+        # are what its trial table and trial page show, so feasibility is written there too.
+        trial.set_user_attr("feasible", feasible)
+        trial.set_user_attr("constraints", {c.text: c.violation(metrics) for c in spec.constraints})
     _finish(trial, info, started, feasible=feasible)
     study.tell(trial, [metrics[o.metric] for o in spec.objectives])
     shown = "  ".join(f"{m}={_fmt(metrics[m])}" for m in spec.metrics)

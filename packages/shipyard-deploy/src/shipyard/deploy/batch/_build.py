@@ -18,6 +18,7 @@ from __future__ import annotations
 import shlex
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +26,15 @@ from shipyard.core.atomic import atomic_dir
 from shipyard.core.compose import section
 from shipyard.core.errors import ConfigError
 from shipyard.core.hashing import file_sha256
-from shipyard.core.paths import parse_project
+from shipyard.core.paths import find_root, parse_project
 from shipyard.core.schema import BatchConf, SourceConf, SourceKind
-from shipyard.deploy._paths import repo_relative, repo_root
 from shipyard.deploy.batch._job import BUNDLE_DIR, JOB_FILE, Job
 from shipyard.deploy.batch.pipeline import NODES
 
 __all__ = ["build_batch_job"]
 
 BUNDLE_FILES = ("bundle.json", "weights.safetensors")
+VENV_PYTHON = ".venv/bin/python"  # the repository's environment (`make setup`)
 DEFAULT_KEY = "row_id"  # what shipyard.data numbers rows as when a project names no key
 
 
@@ -141,41 +142,64 @@ def _changed(out_dir: Path, files: dict[str, str], bundle_dir: Path) -> bool:
 def _render(job: Job, out_dir: Path) -> dict[str, str]:
     import yaml
 
-    root = repo_root(out_dir.parent)
-    job_path = repo_relative(out_dir, root)
-    command = _command(job_path)
+    place = _place(out_dir)
     files = {
         JOB_FILE: "# Batch job spec, written by `shipyard deploy` (rebuild instead of editing).\n"
         + yaml.safe_dump(job.spec(), sort_keys=False, default_flow_style=None, width=120),
         "pipeline.py": _pipeline_py(job),
-        "schedule.cron": _cron(job, root, command),
-        "README.md": _readme(job, job_path),
+        "schedule.cron": _cron(job, place),
+        "README.md": _readme(job, place),
     }
     if job.conf.schedule.airflow:
-        files["airflow_dag.py"] = _airflow_dag(job, root, command)
+        files["airflow_dag.py"] = _airflow_dag(job, place)
     return files
 
 
-def _command(job_path: str) -> list[str]:
-    python = Path(sys.executable)
-    return [str(python), "-m", "shipyard.deploy.batch", "run", job_path, "--no-progress"]
+@dataclass(frozen=True)
+class _Place:
+    """Where a job sits, in paths that hold on any machine: the job folder relative to the
+    repository (``base``; the job folder itself when it is in none), how many folders lie
+    between the two, and the project's interpreter relative to the repository (None outside one)."""
+
+    job: str
+    depth: int
+    python: str | None
 
 
-def _command_text(command: list[str], root: Path | None) -> str:
-    python = Path(command[0])
-    exe = repo_relative(python, root) if root is not None and python.absolute().is_relative_to(root) else command[0]
-    return shlex.join([exe, *command[1:]])
+def _place(out_dir: Path) -> _Place:
+    out_dir = out_dir.resolve()
+    root = _root(out_dir)
+    if root is None or not out_dir.is_relative_to(root):
+        return _Place(".", 0, None)
+    job = out_dir.relative_to(root)
+    # The interpreter running this build when it is in the repository, unresolved: a venv's
+    # bin/python is a symlink to the base interpreter, which has none of the project's packages.
+    # base interpreter, which has none of the project's packages. Elsewhere: the repository's
+    # own environment, where `make setup` puts it.
+    python = Path(sys.executable).absolute()
+    rel = python.relative_to(root).as_posix() if python.is_relative_to(root) else VENV_PYTHON
+    return _Place(job.as_posix(), len(job.parts), rel)
 
 
-def _cron(job: Job, root: Path | None, command: list[str]) -> str:
-    run = _command_text(command, root)
-    line = (
-        f"{job.conf.schedule.cron} cd {shlex.quote(str(root))} && {run}" if root else f"{job.conf.schedule.cron} {run}"
-    )
+def _root(out_dir: Path) -> Path | None:
+    try:
+        return Path(find_root(out_dir.parent)).resolve()
+    except ConfigError:
+        return None
+
+
+def _cron(job: Job, place: _Place) -> str:
+    python = f'"${{SHIPYARD_PYTHON:-{place.python}}}"' if place.python else '"${SHIPYARD_PYTHON:-python3}"'
+    run = f"{python} -m shipyard.deploy.batch run {shlex.quote(place.job)} --no-progress"
+    base = "the repository's checkout" if place.depth else "this job folder"
+    line = f'{job.conf.schedule.cron} cd "${{SHIPYARD_ROOT:?set SHIPYARD_ROOT in the crontab}}" && {run}'
+    default = f"{place.python} there" if place.python else "python3 on PATH"
     return (
-        f"# {job.project} batch job: add this line to a crontab (`crontab -e`). It scores the job's\n"
-        f"# default input into its default output ({{date}} = the day it runs, UTC); a run that\n"
-        "# was killed resumes, and a finished one is left as it is.\n"
+        f"# {job.project} batch job: add these lines to a crontab (`crontab -e`), SHIPYARD_ROOT set to\n"
+        f"# {base} on that machine. It scores the job's default input into its default\n"
+        "# output ({date} = the day it runs, UTC); a run that was killed resumes, and a finished one is\n"
+        f"# left as it is. The job runs with SHIPYARD_PYTHON, else {default}.\n"
+        f"SHIPYARD_ROOT=/path/to/{'repository' if place.depth else 'job'}\n"
         f"{line}\n"
     )
 
@@ -205,51 +229,79 @@ def _pipeline_py(job: Job) -> str:
     return "\n".join(lines)
 
 
-def _airflow_dag(job: Job, root: Path | None, command: list[str]) -> str:
+def _airflow_dag(job: Job, place: _Place) -> str:
     team, name = job.project.split("/")
     dag_id = f"shipyard_batch_{team}_{name}".replace("-", "_")
-    run = _command_text(command, root) + " --date {{ ds }}"
+    base = "the repository" if place.depth else "the job folder"
+    python = f"{place.python!r}  # the project's interpreter, relative to {base}" if place.python else "None"
+    default = f"``{place.python}`` in {base}" if place.python else "``python3`` on the task's PATH"
     return f'''"""Airflow DAG of the {job.project} batch job, written by `shipyard deploy` (rebuild, do not edit).
 
 The shape of kedro-airflow's template (Airflow 3, ``airflow.sdk``), with one task: the job's
 Kedro nodes hand each other an in-memory plan, and the scoring node's parallelism comes from
 Dask (``engine: dask``), so one Airflow task per node would add hand-offs, not speed. A retried
 task resumes where the failed try stopped; a finished run is left as it is.
+
+Airflow runs in its own environment; the task runs the job in the project's, found where the task
+runs: {base} is ``$SHIPYARD_ROOT``, else the folder this file sits in, {place.depth} level(s) up
+(symlinks followed, so the file may be linked into Airflow's dags folder); the interpreter is
+``$SHIPYARD_PYTHON``, else {default}. Without Airflow, ``python airflow_dag.py YYYY-MM-DD``
+prints the command the task runs for that date.
 """
 
 from __future__ import annotations
 
+import os
+import shlex
+import sys
 from datetime import datetime, timedelta
+from pathlib import Path
 
-from airflow.sdk import dag, task
+try:
+    from airflow.sdk import dag, task
+except ImportError:  # run as a script, where Airflow is not installed: see __main__ below
+    dag = task = None
 
-REPOSITORY = {str(root) if root else None!r}
-COMMAND = {run!r}
-
-
-@dag(
-    dag_id={dag_id!r},
-    start_date=datetime(2024, 1, 1),
-    schedule={job.conf.schedule.cron!r},
-    catchup=False,
-    max_active_runs=1,
-    default_args=dict(owner="shipyard", depends_on_past=False, retries=2, retry_delay=timedelta(minutes=5)),
-    tags=["shipyard", "batch", {team!r}],
-)
-def {dag_id}():
-    @task.bash(cwd=REPOSITORY)
-    def score() -> str:
-        """Score the day's input ({{{{ ds }}}} is the run's logical date) into its output."""
-        return COMMAND
-
-    score()
+JOB = {place.job!r}  # the job folder, relative to {base}
+DEPTH = {place.depth}  # folders between {base} and this file's folder
+PYTHON = {python}
 
 
-{dag_id}()
+def command(ds: str = "{{{{ ds }}}}") -> str:
+    """The task's shell command, for the run's logical date ``ds``."""
+    base = os.environ.get("SHIPYARD_ROOT") or str(Path(__file__).resolve().parents[DEPTH])
+    python = os.environ.get("SHIPYARD_PYTHON") or (os.path.join(base, PYTHON) if PYTHON else "python3")
+    run = [python, "-m", "shipyard.deploy.batch", "run", JOB, "--no-progress", "--date"]
+    return f"cd {{shlex.quote(base)}} && {{shlex.join(run)}} {{ds}}"
+
+
+if dag is not None:
+
+    @dag(
+        dag_id={dag_id!r},
+        start_date=datetime(2024, 1, 1),
+        schedule={job.conf.schedule.cron!r},
+        catchup=False,
+        max_active_runs=1,
+        default_args=dict(owner="shipyard", depends_on_past=False, retries=2, retry_delay=timedelta(minutes=5)),
+        tags=["shipyard", "batch", {team!r}],
+    )
+    def {dag_id}():
+        @task.bash
+        def score() -> str:
+            """Score the day's input ({{{{ ds }}}} is the run's logical date) into its output."""
+            return command()
+
+        score()
+
+    {dag_id}()
+elif __name__ == "__main__":
+    print(command(sys.argv[1]) if len(sys.argv) == 2 else "usage: python airflow_dag.py YYYY-MM-DD")
 '''
 
 
-def _readme(job: Job, job_path: str) -> str:
+def _readme(job: Job, place: _Place) -> str:
+    job_path = place.job
     conf = job.conf
     return f"""# Batch job: {job.project}
 
@@ -269,5 +321,8 @@ python -m shipyard.deploy.batch run {job_path} --input IN --output OUT [--engine
 - Rows that break the feature schema go to the rejects file; more than {conf.rejects.max_fraction:.2%}
   of them fails the job.
 - Row key: `{job.key}`{" (numbered by position when the input lacks it)" if job.key_generated else ""}.
-- Schedules: `schedule.cron` (crontab line){", `airflow_dag.py` (Airflow DAG)" if conf.schedule.airflow else ""}.
+- Schedules: `schedule.cron` (crontab lines){", `airflow_dag.py` (Airflow DAG)" if conf.schedule.airflow else ""}. They
+  hold no path of the machine that built them: each runs the job with the repository's environment
+  (`$SHIPYARD_PYTHON`, else `{place.python or "python3"}`) from the checkout `$SHIPYARD_ROOT` names
+  (the DAG finds it from its own location when the variable is unset).
 """

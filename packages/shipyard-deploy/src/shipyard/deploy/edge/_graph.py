@@ -11,9 +11,12 @@ The device sends one row of *raw* features, float32, in :func:`input_order`:
 The output needs no post-processing beyond a label lookup: P(positive class) for binary,
 class probabilities for multiclass, values in the target's units for regression.
 
-Only batch 1 is exported: it is what a device runs, and litert-torch 0.10 cannot broadcast the
-imputation constants over a dynamic batch dimension (``torch.where`` with a symbolic batch fails
-to lower), so the parity gate feeds the test split one row at a time.
+The graph takes any number of rows: ``[N, len(input_order)]`` in, ``[N, outputs]`` out. It is
+traced at batch 1 (litert-torch 0.10 cannot lower a symbolic batch dimension: every broadcast
+against a constant fails), from ops that do not fix the batch size (splits along the feature
+axis, no slicing of rows), and :func:`shipyard.deploy.edge._convert.batch_dynamic` then marks
+the batch dimension dynamic, so ``Interpreter.resize_tensor_input(i, [N, F])`` works. The
+parity gate checks batch 1 and the whole test split in one call.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ def input_order(pre: Preprocessor) -> list[str]:
 
 
 class EdgeModule(nn.Module):
-    """``features`` (1 × len(input_order), float32, raw) → scores (see the module docstring)."""
+    """``features`` (N × len(input_order), float32, raw) → scores (see the module docstring)."""
 
     fill: torch.Tensor
     mean: torch.Tensor
@@ -54,6 +57,7 @@ class EdgeModule(nn.Module):
         self.net = net
         self.task = pre.task
         self.n_numeric = len(pre.numeric_features)
+        self.n_outputs = pre.n_outputs
         self.onehot = pre.encoding == "onehot"
         fill = [*pre.fill, *([MISSING_CODE] * len(pre.categorical))]
         self.register_buffer("fill", torch.tensor(fill, dtype=torch.float32))
@@ -71,24 +75,29 @@ class EdgeModule(nn.Module):
 
     def encode(self, features: torch.Tensor) -> torch.Tensor:
         x = torch.where(torch.isnan(features), self.fill, features)
-        parts = []
-        if self.n_numeric:
-            parts.append((x[:, : self.n_numeric] - self.mean) / self.scale)
-        if self.vocab_names and not self.onehot:
-            parts.append(x[:, self.n_numeric :])
-        elif self.vocab_names:
-            for j, name in enumerate(self.vocab_names):
-                column = x[:, self.n_numeric + j : self.n_numeric + j + 1]
+        n_categorical = len(self.vocab_names)
+        if not n_categorical:
+            return (x - self.mean) / self.scale
+        # Columns are split off along the feature axis (SPLIT_V), never sliced by row range.
+        numeric, codes = torch.split(x, [self.n_numeric, n_categorical], dim=1) if self.n_numeric else (None, x)
+        parts = [] if numeric is None else [(numeric - self.mean) / self.scale]
+        if not self.onehot:
+            parts.append(codes)
+        else:
+            columns = torch.split(codes, 1, dim=1)
+            for column, name in zip(columns, self.vocab_names, strict=True):
                 parts.append((column == getattr(self, name)).to(torch.float32))
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         out = self.net(self.encode(features))
-        if self.task == "binary":
-            return torch.sigmoid(out[:, :1])
         if self.task == "multiclass":
             return torch.softmax(out, dim=1)
-        return out[:, :1] * self.target_scale + self.target_mean
+        if self.n_outputs != 1:  # one score per row; the slice is only needed when there are more
+            out = torch.split(out, [1, self.n_outputs - 1], dim=1)[0]
+        if self.task == "binary":
+            return torch.sigmoid(out)
+        return out * self.target_scale + self.target_mean
 
 
 def edge_inputs(pre: Preprocessor, frame: Any) -> np.ndarray:

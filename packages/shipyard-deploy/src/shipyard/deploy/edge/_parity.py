@@ -1,6 +1,6 @@
 """The parity gate's measurements: every variant run with ai-edge-litert's interpreter on the
-whole test split, one row at a time, against the torch bundle; batch-1 latency against torch
-eager in the same run.
+whole test split, one row at a time and then all rows in one call (the input resized to the
+split's size), against the torch bundle; batch-1 latency against torch eager in the same run.
 
 The interpreter is the one a device's Python runs; nothing here uses litert-torch's own
 wrappers, so what passes the gate is what the edge app executes.
@@ -26,7 +26,7 @@ __all__ = ["LiteRunner", "Timing", "parity_report", "time_calls"]
 
 
 class LiteRunner:
-    """One interpreter over one model, called a row at a time."""
+    """One interpreter over one model, called with any number of rows."""
 
     def __init__(self, content: bytes, threads: int) -> None:
         from ai_edge_litert.interpreter import Interpreter
@@ -35,20 +35,35 @@ class LiteRunner:
         self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
+        self._rows = int(self._input["shape"][0])
 
     def io(self) -> dict[str, Any]:
-        """Names and output shape, for metadata.json."""
-        shape = [int(s) for s in self._output["shape"]]
-        return {"input_name": self._input["name"], "output_name": self._output["name"], "output_shape": shape}
+        """Names and shapes (-1: any number of rows), for metadata.json."""
+        signature = self._output.get("shape_signature", self._output["shape"])
+        return {
+            "input_name": self._input["name"],
+            "input_shape": [int(s) for s in self._input.get("shape_signature", self._input["shape"])],
+            "output_name": self._output["name"],
+            "output_shape": [int(s) for s in signature],
+        }
 
-    def __call__(self, row: np.ndarray) -> np.ndarray:
-        self._interpreter.set_tensor(self._input["index"], row)
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        if len(rows) != self._rows:
+            # What an app does for a batch: tell the interpreter the new shape, then allocate.
+            self._interpreter.resize_tensor_input(self._input["index"], list(rows.shape), strict=True)
+            self._interpreter.allocate_tensors()
+            self._rows = len(rows)
+        self._interpreter.set_tensor(self._input["index"], rows)
         self._interpreter.invoke()
         return self._interpreter.get_tensor(self._output["index"])
 
     def run_rows(self, x: np.ndarray) -> np.ndarray:
         """Every row of ``x`` (rows × inputs, float32), one invoke each: rows × outputs."""
         return np.concatenate([self(x[i : i + 1]).copy() for i in range(len(x))], axis=0)
+
+    def run_batch(self, x: np.ndarray) -> np.ndarray:
+        """All rows of ``x`` in one invoke: rows × outputs."""
+        return self(np.ascontiguousarray(x)).copy()
 
 
 @dataclass(frozen=True)
@@ -155,6 +170,8 @@ def _variant_side(
     latency = settings.latency
     row = np.ascontiguousarray(case.x[:1])
     entry = _quality(case, runner.run_rows(case.x).astype(np.float64), torch_side["metric"])
+    # The same rows in one call: a batch must score exactly as well as single rows do.
+    whole = _quality(case, runner.run_batch(case.x).astype(np.float64), torch_side["metric"])
     timing = time_calls(lambda: runner(row), latency.warmup, latency.repeats, latency.max_seconds)
     tolerance = settings.tolerance[variant]
     entry.update(
@@ -167,7 +184,12 @@ def _variant_side(
         latency_vs_torch=timing.p50_ms / torch_side["latency_p50_ms"],
         tolerance={"max_abs_diff": tolerance.max_abs_diff, "max_metric_delta": tolerance.max_metric_delta},
     )
-    entry["failures"] = gate(entry, tolerance)
+    entry["batch"] = {
+        "rows": len(case.x),
+        **{k: whole[k] for k in ("metric", "metric_delta", "max_abs_diff", "max_abs_diff_scaled", "label_agreement")},
+    }
+    rows = len(case.x)
+    entry["failures"] = gate(entry, tolerance) + [f"at batch {rows}: {f}" for f in gate(whole, tolerance)]
     entry["passed"] = not entry["failures"]
     return entry
 
@@ -204,7 +226,7 @@ def parity_report(
         "task": pre.task,
         "metric": metric,
         "test_rows": len(x),
-        "batch_size": 1,
+        "batch_sizes": [1, len(x)],
         "torch": torch_side,
         "variants": variants,
         "passed": all(e["passed"] for e in variants.values()),

@@ -78,7 +78,8 @@ def metadata(
         "input": {
             "name": io["input_name"],
             "dtype": "float32",
-            "shape": [1, len(order)],
+            # -1: any number of rows (Interpreter.resize_tensor_input, then allocate_tensors).
+            "shape": [-1, len(order)],
             "features": order,
             "numeric": numeric,
             "categorical": categorical,
