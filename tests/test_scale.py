@@ -10,29 +10,29 @@ stops them whatever happens (fixtures in conftest.py).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
-from .conftest import DaskCluster, Postgres, Repo, cli_env, free_port, make_repo, stop_process
+from .conftest import QUIET, DaskCluster, Postgres, Repo, cli_env, free_port, make_repo, stop_process
 
 pytestmark = pytest.mark.slow
 
 BC = "tabular/breast_cancer"
 # Cheap evaluation: the latency repeats are the slowest part of a short training's evaluation.
 EVAL = ("evaluate.latency_repeats=3", "evaluate.latency_warmup=1")
-TRAIN = ("trainer.max_epochs=12", "trainer.early_stopping.enabled=false", "trainer.progress_bar=false", *EVAL)
+TRAIN = ("trainer.max_epochs=10", "trainer.early_stopping.enabled=false", "trainer.progress_bar=false", *EVAL)
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,7 @@ constraints: ["val/recall >= 0.9"]
 space:
   model.hidden: {type: categorical, choices: [[4], [16], [32, 16]]}
   optim.lr: {type: categorical, choices: [0.003, 0.02]}
-fixed: {trainer.max_epochs: 5, trainer.early_stopping.enabled: false, trainer.progress_bar: false}
+fixed: {trainer.max_epochs: 4, trainer.early_stopping.enabled: false, trainer.progress_bar: false}
 sampler: {name: grid}
 n_trials: 6
 """
@@ -114,7 +114,10 @@ def _pg_trials(url: str) -> list[Any]:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.load_study(study_name=f"{BC}/grid_scale", storage=url).get_trials(deepcopy=False)
+    try:
+        return optuna.load_study(study_name=f"{BC}/grid_scale", storage=url).get_trials(deepcopy=False)
+    except KeyError:  # not created yet
+        return []
 
 
 @pytest.mark.drill
@@ -124,27 +127,27 @@ def test_search_hosts_share_a_postgresql_study_and_a_killed_host_loses_nothing(
     """Fault: one of two search hosts is killed (SIGKILL) in the middle of a trial.
     Must: the other host's heartbeat check fails that trial and runs its parameters again, so
     the study ends with exactly one complete trial per grid point (none lost, none run twice),
-    the same Pareto front and selection as a one-host journal-file search; the journal host's
-    own study and files are untouched by the database search."""
-    journal = checkout(trained, tmp_path / "journal")
-    code, _, err = finish(spawn(journal, *_search_args("--workers", "2")), 600)
-    assert code == 0, err[-3000:]
+    the same Pareto front and selection as a one-worker search on a journal file, and the
+    surviving host's search folder holds no study of its own (the database held it)."""
+    from shipyard.search import run_search
+
+    journal = checkout(trained, tmp_path / "journal")  # the reference: one worker, the default journal file
+    run_search(BC, ["search=grid_scale", *EVAL], root=journal.path, final=False, say=lambda _: None)
     ref = journal.data(BC) / "08_reporting" / "search"
+    assert (ref / "journal.log").is_file()
 
     url = postgres.database("search_hosts")
     hosts = [checkout(trained, tmp_path / name) for name in ("host_a", "host_b")]
     storage = (f"search.storage={url}", "search.heartbeat.interval=1", "search.heartbeat.grace_period=3")
-    procs = [spawn(host, *_search_args(*storage, "--workers", "1")) for host in hosts]
+    procs: list[subprocess.Popen[str]] = []
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:  # both hosts mid-trial, at least one trial done
-            states = [t.state.name for t in _pg_trials(url)] if _study_exists(postgres) else []
-            if states.count("RUNNING") == 2 and "COMPLETE" in states:
-                break
-            assert all(p.poll() is None for p in procs), "a search host ended early"
-            time.sleep(0.2)
-        else:
-            pytest.fail("the two hosts never ran trials at the same time")
+        # The hosts' own claim lock is the starting line: the test holds it until both hosts
+        # wait for it, so both then open the study and claim trials at the same moment.
+        with _study_lock(url) as waiting:
+            procs += [spawn(host, *_search_args(*storage, "--workers", "1")) for host in hosts]
+            _until(lambda: waiting() == 2, procs, "both hosts wait for the claim lock")
+        # Two trials running: one per host (one worker each). Kill host B in the middle of its.
+        _until(lambda: [t.state.name for t in _pg_trials(url)].count("RUNNING") == 2, procs, "both hosts run a trial")
         os.killpg(procs[1].pid, signal.SIGKILL)
         code, _, err = finish(procs[0], 600)
         assert code == 0, err[-3000:]
@@ -170,9 +173,35 @@ def test_search_hosts_share_a_postgresql_study_and_a_killed_host_loses_nothing(
     assert "journal.log" not in {p.name for p in folder.iterdir()}  # the database held the study
 
 
-def _study_exists(postgres: Postgres) -> bool:
-    rows = postgres.query("search_hosts", "SELECT count(*) FROM pg_tables WHERE tablename = 'studies'")
-    return bool(rows[0][0]) and bool(postgres.query("search_hosts", "SELECT count(*) FROM studies")[0][0])
+@contextlib.contextmanager
+def _study_lock(url: str) -> Iterator[Callable[[], int]]:
+    """Hold the study's claim lock (a PostgreSQL advisory lock); yield a function counting the
+    sessions waiting for it."""
+    from shipyard.search._storage import study_lock_key
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    key = study_lock_key(f"{BC}/grid_scale")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            with engine.connect() as probe:
+                yield lambda: int(probe.execute(text(waiting)).scalar_one())
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+    finally:
+        engine.dispose()
+
+
+def _until(check: Callable[[], bool], procs: list[subprocess.Popen[str]], what: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        ended = [p for p in procs if p.poll() is not None]
+        if ended:
+            pytest.fail(f"a process ended before {what}:\n{ended[0].stderr.read()[-3000:] if ended[0].stderr else ''}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting until {what}")
+        time.sleep(0.05)
 
 
 # -- training across nodes ----------------------------------------------------------------------
@@ -269,20 +298,10 @@ def _parts(folder: Path) -> pd.DataFrame:
     return frame.sort_values("row_id").reset_index(drop=True)
 
 
-def _wait_for(check: Callable[[], bool], proc: subprocess.Popen[str], what: str, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if proc.poll() is not None:
-            pytest.fail(f"the job ended before {what}: give it a bigger input\n{proc.stderr.read() if proc.stderr else ''}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 def _batch(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "shipyard.deploy.batch", "run", *args, "--no-progress"],
-        env=cli_env(Path.cwd()),
+        env={**os.environ, **QUIET},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -308,7 +327,7 @@ def test_batch_on_postgresql_resumes_like_sqlite(trained: Repo, postgres: Postgr
     from shipyard.deploy.batch import run_batch_job
 
     url = postgres.database("batch_pg")
-    frame = _rows(trained, 40)
+    frame = _rows(trained, 20)
     from sqlalchemy import create_engine
 
     engine = create_engine(url)
@@ -322,7 +341,7 @@ def test_batch_on_postgresql_resumes_like_sqlite(trained: Repo, postgres: Postgr
     proc = _batch(str(job), "--input", source, "--output", target)
     try:
         parts = "SELECT count(*) FROM scores__batch WHERE name LIKE 'part-%'"
-        _wait_for(lambda: _count(postgres, "batch_pg", parts) >= 5, proc, "five parts were committed")
+        _until(lambda: _count(postgres, "batch_pg", parts) >= 5, [proc], "five parts were committed")
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -362,7 +381,7 @@ def test_batch_on_a_dask_cluster_survives_a_killed_worker(
     equals what local scoring of the same input writes."""
     from shipyard.deploy.batch import run_batch_job
 
-    frame = _rows(trained, 40)
+    frame = _rows(trained, 20)
     source = tmp_path / "patients.parquet"
     frame.to_parquet(source, index=False, row_group_size=2000)
     job = _job(trained, tmp_path / "job", chunk_size=100, dask={"parts_per_task": 2})
@@ -373,7 +392,7 @@ def test_batch_on_a_dask_cluster_survives_a_killed_worker(
     proc = _batch(str(job), "--input", str(source), "--output", f"{url}?table=scores", "--scheduler", dask_cluster.scheduler)
     try:
         parts = "SELECT count(*) FROM scores__batch WHERE name LIKE 'part-%'"
-        _wait_for(lambda: _count(postgres, "batch_dask", parts) >= 10, proc, "ten parts were committed")
+        _until(lambda: _count(postgres, "batch_dask", parts) >= 10, [proc], "ten parts were committed")
         os.killpg(dask_cluster.workers[0].pid, signal.SIGKILL)
         code, out, err = finish(proc, 300)
     finally:

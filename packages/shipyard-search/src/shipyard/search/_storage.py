@@ -29,7 +29,15 @@ from typing import Any
 
 from shipyard.core.errors import ConfigError
 
-__all__ = ["JOURNAL_FILE", "SQLITE_FILE", "StorageChoice", "claim_lock", "file_lock", "resolve_storage"]
+__all__ = [
+    "JOURNAL_FILE",
+    "SQLITE_FILE",
+    "StorageChoice",
+    "claim_lock",
+    "file_lock",
+    "resolve_storage",
+    "study_lock_key",
+]
 
 SQLITE_FILE = "study.db"
 JOURNAL_FILE = "journal.log"
@@ -45,6 +53,7 @@ class StorageChoice:
     target: str  # the file or URL ("" for memory)
     local: bool  # on this host only: a RUNNING trial with no search running is stale
     heartbeat: tuple[int, int] | None = None  # url: (interval, grace period) in seconds
+    where: str = ""  # the search's file, for messages
 
     def open(self) -> Any:
         import optuna
@@ -61,7 +70,7 @@ class StorageChoice:
             return optuna.storages.RDBStorage(
                 f"sqlite:///{self.target}", engine_kwargs={"connect_args": {"timeout": 60}}
             )
-        return _rdb(self.target, self.heartbeat)
+        return _rdb(self.target, self.heartbeat, self.where)
 
     @property
     def url(self) -> str:
@@ -79,27 +88,31 @@ class StorageChoice:
         ]
 
 
-def _rdb(url: str, heartbeat: tuple[int, int] | None) -> Any:
+def _rdb(url: str, heartbeat: tuple[int, int] | None, where: str) -> Any:
     """Many hosts: each running trial writes a heartbeat; one silent past the grace period lost
     its worker, so Optuna fails it (:func:`optuna.storages.fail_stale_trials`, called before
     each claim) and Optuna's retry callback queues its parameters as a new trial."""
     import optuna
+    from shipyard.search._study import quiet_optuna
     from sqlalchemy.exc import SQLAlchemyError
 
+    quiet_optuna()  # heartbeats and the retry callback are "experimental" in Optuna's words
     interval, grace = heartbeat if heartbeat is not None else (None, None)
+    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES) if heartbeat else None
     try:
-        return optuna.storages.RDBStorage(
-            url,
-            heartbeat_interval=interval,
-            grace_period=grace,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)
-            if heartbeat is not None
-            else None,
-            engine_kwargs={"pool_pre_ping": True},
-        )
+        # Optuna creates its tables on first use; two hosts doing it at once collide in PostgreSQL.
+        with _advisory_lock(url, study_lock_key("")):
+            return optuna.storages.RDBStorage(
+                url,
+                heartbeat_interval=interval,
+                grace_period=grace,
+                heartbeat_stale_trial_callback=retry,
+                engine_kwargs={"pool_pre_ping": True},
+            )
     except ImportError as exc:
         raise ConfigError(
             f"the database driver for {url.split(':', 1)[0]} is not installed: {exc}",
+            where=where or None,
             key="search.storage",
             fix="install the driver into the environment (psycopg[binary] for postgresql+psycopg://, "
             "pymysql for mysql+pymysql://)",
@@ -110,6 +123,7 @@ def _rdb(url: str, heartbeat: tuple[int, int] | None) -> Any:
         shown = make_url(url).render_as_string(hide_password=True)
         raise ConfigError(
             f"cannot open the study storage {shown}: {str(getattr(exc, 'orig', None) or exc).splitlines()[0]}",
+            where=where or None,
             key="search.storage",
             value=shown,
             fix="check that the database server runs and accepts this user, and the URL "
@@ -141,7 +155,7 @@ def resolve_storage(
     elif setting.startswith("sqlite:///"):
         choice = StorageChoice("sqlite", _abs(root, setting.removeprefix("sqlite:///")), True)
     elif "://" in setting:
-        choice = StorageChoice("url", setting, False, heartbeat)
+        choice = StorageChoice("url", setting, False, heartbeat, where)
     else:
         raise ConfigError(
             f"unknown storage {setting!r}",
@@ -178,7 +192,7 @@ def file_lock(path: Path, *, wait: bool = True) -> Iterator[bool]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _lock_key(study_name: str) -> int:
+def study_lock_key(study_name: str) -> int:
     """A signed 64-bit advisory-lock key per study (studies in one database do not wait on each other)."""
     return int.from_bytes(hashlib.sha256(f"shipyard-search:{study_name}".encode()).digest()[:8], "big", signed=True)
 
@@ -205,15 +219,24 @@ def claim_lock(choice: StorageChoice, folder: Path, study_name: str) -> Iterator
     storages: a file lock in the search folder (one host; another database reached from several
     hosts may then overshoot ``n_trials`` by one trial per extra host)."""
     if choice.kind == "url" and _backend(choice.target) == "postgresql":
-        from sqlalchemy import text
-
-        with _lock_engine(choice.target).connect() as conn:
-            key = _lock_key(study_name)
-            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
-            try:
-                yield
-            finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+        with _advisory_lock(choice.target, study_lock_key(study_name)):
+            yield
         return
     with file_lock(folder / CLAIM_LOCK):
         yield
+
+
+@contextlib.contextmanager
+def _advisory_lock(url: str, key: int) -> Iterator[None]:
+    """A PostgreSQL session advisory lock (nothing for other databases)."""
+    if _backend(url) != "postgresql":
+        yield
+        return
+    from sqlalchemy import text
+
+    with _lock_engine(url).connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
