@@ -157,32 +157,27 @@ def get_bundle(work: Path, given: Path | None, log: Any) -> Path:
         shutil.copytree(source, target)  # a copy: a concurrent `make train` may rewrite the original
         return target
     log("no trained breast_cancer bundle in data/: training one (about a minute)")
+    # The project's typed config, as `make train` composes it (a small network, 5 epochs).
     code = (
         "import sys\n"
         "from pathlib import Path\n"
+        "from shipyard.core.compose import compose, dump\n"
         "from shipyard.data import fetch_raw, fit_preprocessor, ingest, split_frame\n"
         "from shipyard.train.fit import train_model\n"
-        "root = Path(sys.argv[1])\n"
-        "data = {'source': {'kind': 'csv', 'path': 'bc.csv', 'fetch': 'sklearn:breast_cancer'}, 'target': 'target',\n"
-        "        'key': None, 'features': None, 'drop': [], 'shape': None}\n"
+        "root, repo = Path(sys.argv[1]), Path(sys.argv[2])\n"
+        f"cfg = compose({PROJECT!r}, ['model.hidden=[32,16]', 'trainer.max_epochs=5', 'trainer.progress_bar=false',\n"
+        "  'trainer.early_stopping.enabled=false'], root=repo)\n"
+        "data = dump(cfg.data)\n"
         "fetch_raw(data['source'], root)\n"
         "frame = ingest(data, root)\n"
-        "split = {'kind': 'stratified', 'train': 0.7, 'val': 0.15, 'test': 0.15}\n"
-        "train, val, test, _ = split_frame(frame, split, data, 'binary', 42)\n"
-        "pre = fit_preprocessor(train, data, {'numeric': 'standard', 'impute': 'median', 'categorical': 'onehot'},"
-        " 'binary')\n"
-        "trainer = {'accelerator': 'cpu', 'devices': 1, 'num_nodes': 1, 'strategy': 'auto', 'precision': '32-true',\n"
-        "  'max_epochs': 5, 'min_epochs': 1, 'batch_size': 64, 'gradient_clip_val': None, 'deterministic': True,\n"
-        "  'progress_bar': False, 'log_every_n_steps': 5, 'early_stopping': {'enabled': False, 'monitor': 'val/loss',\n"
-        "  'mode': 'min', 'patience': 5, 'min_delta': 0.0}}\n"
-        "conf = {'model': {'_target_': 'shipyard.train.models.MLP', 'hidden': [32, 16], 'dropout': 0.1,\n"
-        "  'activation': 'relu'}, 'optim': {'name': 'adamw', 'lr': 0.003, 'weight_decay': 0.0}, 'trainer': trainer,\n"
-        "  'seed': 42, 'project': {'name': 'breast_cancer', 'team': 'tabular', 'task': 'binary'}}\n"
-        "train_model(train, val, pre, conf, root / 'work').bundle.save(root / 'bundle')\n"
+        "train, val, test, _ = split_frame(frame, cfg.split, cfg.data.target, str(cfg.project.task), cfg.seed)\n"
+        "pre = fit_preprocessor(train, data, dump(cfg.preprocess), str(cfg.project.task))\n"
+        "result = train_model(train, val, pre, model=cfg.model, optim=cfg.optim, trainer=cfg.trainer, seed=cfg.seed,\n"
+        "  project=cfg.project, workdir=root / 'work')\n"
+        "result.bundle.save(root / 'bundle')\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(work)], env=env(None), capture_output=True, text=True, timeout=TIMEOUT
-    )
+    cmd = [sys.executable, "-c", code, str(work), str(REPO)]
+    done = subprocess.run(cmd, env=env(None), capture_output=True, text=True, timeout=TIMEOUT)
     if done.returncode != 0:
         raise BenchError(f"training a bundle failed:\n{done.stderr[-3000:]}")
     return target

@@ -38,6 +38,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import bench_batch
 from _common import BIN, REPO, BenchError, bench_env, make_sandbox, run
 from bench_batch import build_job, get_bundle, table, write_input
 from bench_search import PROJECT, write_inputs
@@ -258,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
             first = search(url, args.trials, args.epochs, args.repeats)
         log(f"batch: {args.rows:,} rows, Dask cluster (2 workers x 1 thread) vs local engine")
         second = batch(args.rows, args.repeats, args.threads)
-    except BenchError as exc:
+    except (BenchError, bench_batch.BenchError) as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 1
     rate, rows = first["trials_per_minute"], second["rows_per_second"]

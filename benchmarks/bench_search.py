@@ -49,12 +49,13 @@ def write_inputs(root: Path) -> None:
     from shipyard.core.paths import ProjectPaths
     from shipyard.data import fetch_raw, fit_preprocessor, ingest, split_frame
 
-    config = to_dict(compose(PROJECT, root=root))
+    typed = compose(PROJECT, root=root)
+    config = to_dict(typed)
     paths = ProjectPaths.of(root, PROJECT)
     data, task = config["data"], config["project"]["task"]
     fetch_raw(data["source"], root)
     frame = ingest(data, root)
-    train, val, test, _ = split_frame(frame, config["split"], data, task, config["seed"])
+    train, val, test, _ = split_frame(frame, typed.split, typed.data.target, task, typed.seed)
     paths.layer("05_model_input").mkdir(parents=True, exist_ok=True)
     for name, part in (("train", train), ("val", val), ("test", test)):
         part.to_parquet(paths.layer("05_model_input") / f"{name}.parquet", index=False)
