@@ -250,47 +250,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=400_000, help="rows of the batch input")
     parser.add_argument("--repeats", type=int, default=2, help="rounds of both sides of each ratio")
     parser.add_argument("--threads", type=int, help="cap torch/BLAS threads of the batch processes")
+    parser.add_argument("--only", choices=("search", "batch"), help="run one of the two benchmarks")
     args = parser.parse_args(argv)
     os.environ.update(KEDRO_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1", DVC_NO_ANALYTICS="1")
     load = os.getloadavg()[0]
+    first = second = None
     try:
-        with postgres() as url:
-            log(f"search: {args.trials} trials x {args.epochs} epochs, 2 workers, PostgreSQL vs journal file")
-            first = search(url, args.trials, args.epochs, args.repeats)
-        log(f"batch: {args.rows:,} rows, Dask cluster (2 workers x 1 thread) vs local engine")
-        second = batch(args.rows, args.repeats, args.threads)
+        if args.only != "batch":
+            with postgres() as url:
+                log(f"search: {args.trials} trials x {args.epochs} epochs, 2 workers, PostgreSQL vs journal file")
+                first = search(url, args.trials, args.epochs, args.repeats)
+        if args.only != "search":
+            log(f"batch: {args.rows:,} rows, Dask cluster (2 workers x 1 thread) vs local engine")
+            second = batch(args.rows, args.repeats, args.threads)
     except (BenchError, bench_batch.BenchError) as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 1
-    rate, rows = first["trials_per_minute"], second["rows_per_second"]
+    rows = [["benchmark", "measured", "baseline", "ratio", "budget"]]
+    if first:
+        rate = first["trials_per_minute"]
+        rows.append(["search trials/min, 2 workers: PostgreSQL vs journal file", f"{rate['postgresql']:.1f} trials/min",
+                     f"{rate['journal']:.1f} trials/min", f"{first['ratio']:.2f}×", "report"])  # fmt: skip
+    if second:
+        rate = second["rows_per_second"]
+        rows.append(["batch rows/s: Dask cluster (2 workers) vs local engine", f"{rate['dask']:,.0f} rows/s",
+                     f"{rate['local']:,.0f} rows/s", f"{second['ratio']:.2f}×", "report"])  # fmt: skip
     print()
-    print(
-        table(
-            [
-                ["benchmark", "measured", "baseline", "ratio", "budget"],
-                [
-                    "search trials/min, 2 workers: PostgreSQL vs journal file",
-                    f"{rate['postgresql']:.1f} trials/min",
-                    f"{rate['journal']:.1f} trials/min",
-                    f"{first['ratio']:.2f}×",
-                    "report",
-                ],
-                [
-                    "batch rows/s: Dask cluster (2 workers) vs local engine",
-                    f"{rows['dask']:,.0f} rows/s",
-                    f"{rows['local']:,.0f} rows/s",
-                    f"{second['ratio']:.2f}×",
-                    "report",
-                ],
-            ]
-        )
-    )
-    print(f"\nrounds: search {', '.join(f'{r:.2f}' for r in first['round_ratios'])}; "
-          f"batch {', '.join(f'{r:.2f}' for r in second['round_ratios'])}; "
-          f"{os.cpu_count()} CPUs, load average {load:.1f} at the start")  # fmt: skip
+    if args.threads:
+        print(f"(batch processes ran with OMP_NUM_THREADS={args.threads})")
+    print(table(rows))
+    rounds = [f"{name} " + ", ".join(f"{r:.2f}" for r in part["round_ratios"])
+              for name, part in (("search", first), ("batch", second)) if part]  # fmt: skip
+    print(f"\nrounds: {'; '.join(rounds)}; {os.cpu_count()} CPUs, load average {load:.1f} at the start")
     out = REPO / ".bench" / "scale.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"search": first, "batch": second, "cpus": os.cpu_count(), "load": load}, indent=2))
+    report = {"search": first, "batch": second, "threads": args.threads, "cpus": os.cpu_count(), "load": load}
+    out.write_text(json.dumps(report, indent=2))
     return 0
 
 
