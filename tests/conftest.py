@@ -126,7 +126,8 @@ def stop_process(proc: subprocess.Popen[bytes] | subprocess.Popen[str], grace: f
 
 def _pg_tool(name: str) -> str:
     """initdb and pg_ctl: on PATH, else where Debian's postgresql package puts them."""
-    found = shutil.which(name) or next(iter(sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True)), None)
+    debian = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True)
+    found = shutil.which(name) or (debian[0] if debian else None)
     if found is None:
         pytest.fail(f"PostgreSQL's {name} is not installed: apt-get install -y postgresql (.ci/run does)")
     return str(found)

@@ -39,7 +39,7 @@ TRAIN = ("trainer.max_epochs=10", "trainer.early_stopping.enabled=false", "train
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Repo:
     """A repository where breast_cancer was trained once, single process (gate off)."""
     repo = make_repo(tmp_path_factory.mktemp("scale") / "trained")
-    repo.train(BC, *TRAIN)
+    repo.train(BC, *TRAIN, "trainer.batch_size=64")  # the two-node test's reference: 64 rows a step
     return repo
 
 
@@ -138,7 +138,8 @@ def test_search_hosts_share_a_postgresql_study_and_a_killed_host_loses_nothing(
 
     url = postgres.database("search_hosts")
     hosts = [checkout(trained, tmp_path / name) for name in ("host_a", "host_b")]
-    storage = (f"search.storage={url}", "search.heartbeat.interval=1", "search.heartbeat.grace_period=3")
+    # Short heartbeats, so that the dead host's trial is found within seconds.
+    storage = (f"search.storage={url}", "search.heartbeat.interval=1", "search.heartbeat.grace_period=5")
     procs: list[subprocess.Popen[str]] = []
     try:
         # The hosts' own claim lock is the starting line: the test holds it until both hosts
@@ -206,12 +207,11 @@ def _until(check: Callable[[], bool], procs: list[subprocess.Popen[str]], what: 
 
 # -- training across nodes ----------------------------------------------------------------------
 
-# Two nodes of one process each (gloo on CPU) against one process: each rank trains on half of
-# every batch of 2 x 32 rows, the single process on batches of 64, so both take the same number
-# of steps of the same size; only which rows share a batch differs. Measured on breast_cancer
-# (12 epochs): test metrics differ by at most one or two of the 114 test rows.
+# Two nodes of one process each (gloo on CPU) against one process: each step averages the
+# gradients of two ranks' 32 rows, the single process takes 64 rows a step, so both take the
+# same number of steps of the same size; only which rows share a step differs. Measured here
+# (10 epochs): identical accuracy, F1 and ROC-AUC on the 85 test rows; 0.03 is two or three rows.
 DDP_TOLERANCE = 0.03
-SINGLE = ("trainer.batch_size=64",)
 TWO_NODES = ("trainer=ddp", "trainer.devices=1", "trainer.num_nodes=2", "trainer.batch_size=32")
 
 
