@@ -325,11 +325,10 @@ def test_batch_on_postgresql_resumes_like_sqlite(trained: Repo, postgres: Postgr
     left as it was."""
     from shipyard.core.errors import DataError
     from shipyard.deploy.batch import run_batch_job
+    from sqlalchemy import create_engine
 
     url = postgres.database("batch_pg")
     frame = _rows(trained, 20)
-    from sqlalchemy import create_engine
-
     engine = create_engine(url)
     frame.sample(frac=1.0, random_state=0).to_sql("patients", engine, index=False, chunksize=5000)
     pd.DataFrame({"row_id": [1], "note": ["a table somebody else owns"]}).to_sql("reports", engine, index=False)
@@ -337,6 +336,8 @@ def test_batch_on_postgresql_resumes_like_sqlite(trained: Repo, postgres: Postgr
     job = _job(trained, tmp_path / "job", chunk_size=100)
     source, target = f"{url}?table=patients", f"{url}?table=scores"
     total = -(-len(frame) // 100)
+    digest = 'SELECT count(*), sum(row_id), sum("mean radius") FROM patients'
+    input_before = postgres.query("batch_pg", digest)
 
     proc = _batch(str(job), "--input", source, "--output", target)
     try:
@@ -369,6 +370,7 @@ def test_batch_on_postgresql_resumes_like_sqlite(trained: Repo, postgres: Postgr
     with pytest.raises(DataError):
         run_batch_job(job, source, f"{url}?table=reports", progress=False)
     assert postgres.query("batch_pg", "SELECT row_id, note FROM reports") == [(1, "a table somebody else owns")]
+    assert postgres.query("batch_pg", digest) == input_before
 
 
 @pytest.mark.drill
@@ -377,8 +379,8 @@ def test_batch_on_a_dask_cluster_survives_a_killed_worker(
 ) -> None:
     """Fault: one of the two `dask worker` processes is killed (SIGKILL) while the job, submitted
     to the scheduler's address, writes its parts into PostgreSQL from both workers at once.
-    Must: the job finishes on the other worker with every row scored exactly once, and the table
-    equals what local scoring of the same input writes."""
+    Must: the job finishes on the other worker with every row scored exactly once, the table
+    equals what local scoring of the same input writes, and the input file is untouched."""
     from shipyard.deploy.batch import run_batch_job
 
     frame = _rows(trained, 20)
@@ -387,6 +389,7 @@ def test_batch_on_a_dask_cluster_survives_a_killed_worker(
     job = _job(trained, tmp_path / "job", chunk_size=100, dask={"parts_per_task": 2})
     local = run_batch_job(job, str(source), str(tmp_path / "local"), progress=False)
     total = local["parts"]
+    input_before = source.read_bytes()
 
     url = postgres.database("batch_dask")
     proc = _batch(str(job), "--input", str(source), "--output", f"{url}?table=scores", "--scheduler", dask_cluster.scheduler)
@@ -394,11 +397,13 @@ def test_batch_on_a_dask_cluster_survives_a_killed_worker(
         parts = "SELECT count(*) FROM scores__batch WHERE name LIKE 'part-%'"
         _until(lambda: _count(postgres, "batch_dask", parts) >= 10, [proc], "ten parts were committed")
         os.killpg(dask_cluster.workers[0].pid, signal.SIGKILL)
+        at_kill = _count(postgres, "batch_dask", parts)
         code, out, err = finish(proc, 300)
     finally:
         stop_process(proc)
     assert dask_cluster.workers[0].wait(timeout=30) == -signal.SIGKILL
     assert code == 0, err[-3000:]
+    assert at_kill < total, "the job had finished before the worker was killed: give it a bigger input"
     summary = json.loads(out)
     assert summary["engine"] == "dask" and summary["parts"] == total and summary["rows_rejected"] == 2
     got = _scores(url, "scores")
@@ -406,3 +411,4 @@ def test_batch_on_a_dask_cluster_survives_a_killed_worker(
     pd.testing.assert_frame_equal(got, _parts(tmp_path / "local"), check_dtype=False)
     assert _count(postgres, "batch_dask", parts) == total
     assert _count(postgres, "batch_dask", "SELECT count(*) FROM scores__rejects") == 2
+    assert source.read_bytes() == input_before
