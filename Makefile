@@ -10,6 +10,7 @@ PORT ?= 3000
 INPUT ?=
 OUTPUT ?=
 ENGINE ?=
+SCHEDULER ?=
 WORKERS ?= 1
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -86,9 +87,9 @@ deploy: setup ## build PROJECT's deployment targets from its production version 
 serve: setup ## serve PROJECT's built BentoML service on 127.0.0.1:PORT (make deploy TARGET=service first)
 	$(BIN)/python -m shipyard.deploy.service serve deploy/$(PROJECT)/service --port $(PORT)
 
-batch: setup ## run PROJECT's batch job: INPUT=... OUTPUT=... [ENGINE=dask]
+batch: setup ## run PROJECT's batch job: INPUT=... OUTPUT=... [ENGINE=dask] [SCHEDULER=tcp://host:8786]
 	$(BIN)/shipyard batch $(PROJECT) $(if $(INPUT),--input '$(INPUT)') $(if $(OUTPUT),--output '$(OUTPUT)') \
-		$(if $(ENGINE),--engine $(ENGINE))
+		$(if $(ENGINE),--engine $(ENGINE)) $(if $(SCHEDULER),--scheduler '$(SCHEDULER)')
 
 test: setup ## run every test, the slow end-to-end drills included
 	$(BIN)/python -m pytest
@@ -106,6 +107,7 @@ bench: setup ## run the benchmarks and print their ratios (about 10 minutes)
 	$(BIN)/python benchmarks/bench_batch.py
 	$(BIN)/python benchmarks/bench_edge.py
 	$(BIN)/python benchmarks/bench_search.py
+	$(BIN)/python benchmarks/bench_scale.py
 
 docs: setup ## regenerate docs/configuration.md from the config schema (CI checks it is current)
 	$(BIN)/python tools/config_reference.py

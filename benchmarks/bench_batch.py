@@ -157,6 +157,7 @@ def get_bundle(work: Path, given: Path | None, log: Any) -> Path:
         shutil.copytree(source, target)  # a copy: a concurrent `make train` may rewrite the original
         return target
     log("no trained breast_cancer bundle in data/: training one (about a minute)")
+    # The project's typed config, as `make train` composes it (a small network, 5 epochs).
     code = (
         "import sys\n"
         "from pathlib import Path\n"

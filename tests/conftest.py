@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
-from collections.abc import Callable
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -90,3 +95,157 @@ def repo_factory(tmp_path: Path) -> Callable[[str], Repo]:
         return make_repo(tmp_path / name)
 
     return factory
+
+
+# -- servers the scale-out tests start (and always stop) -----------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stop_process(proc: subprocess.Popen[bytes] | subprocess.Popen[str], grace: float = 10.0) -> None:
+    """SIGTERM the process group ``proc`` leads (started with start_new_session), then SIGKILL."""
+    if proc.poll() is None:
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 30.0)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(timeout=wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
+def _pg_tool(name: str) -> str:
+    """initdb and pg_ctl: on PATH, else where Debian's postgresql package puts them."""
+    debian = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True)
+    found = shutil.which(name) or (debian[0] if debian else None)
+    if found is None:
+        pytest.fail(f"PostgreSQL's {name} is not installed: apt-get install -y postgresql (.ci/run does)")
+    return str(found)
+
+
+@dataclass
+class Postgres:
+    """A PostgreSQL server on 127.0.0.1 for one test session (trust auth, loopback only)."""
+
+    port: int
+    user: str = "postgres"
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/{database}"
+
+    def database(self, name: str) -> str:
+        """Create an empty database; return its SQLAlchemy URL."""
+        import psycopg
+
+        with psycopg.connect(host="127.0.0.1", port=self.port, user=self.user, dbname="postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def query(self, database: str, sql: str) -> list[tuple[object, ...]]:
+        import psycopg
+
+        with psycopg.connect(host="127.0.0.1", port=self.port, user=self.user, dbname=database) as conn:
+            return list(conn.execute(sql).fetchall())
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """Start PostgreSQL from initdb in a temporary folder (as the ``postgres`` user when run as
+    root: the server refuses root) and stop it at the end of the session, whatever happened."""
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    folder = Path(tempfile.mkdtemp(prefix="shipyard-pg-"))
+    data = folder / "data"
+    started = False
+    try:
+        if as_user:
+            shutil.chown(folder, "postgres", "postgres")
+        subprocess.run(
+            [*as_user, _pg_tool("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"],
+            check=True,
+            capture_output=True,
+        )
+        for _attempt in range(3):  # a free port can be taken between choosing it and binding it
+            port = free_port()
+            options = f"-k {folder} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+            proc = subprocess.run(
+                [*as_user, _pg_tool("pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start"],
+                capture_output=True,
+                text=True,
+            )
+            if proc.returncode == 0:
+                started = True
+                break
+        if not started:
+            log = (folder / "log").read_text() if (folder / "log").is_file() else ""
+            pytest.fail(f"PostgreSQL did not start: {proc.stderr}\n{log[-2000:]}")
+        yield Postgres(port)
+    finally:
+        if started:
+            subprocess.run(
+                [*as_user, _pg_tool("pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"], capture_output=True
+            )
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@dataclass
+class DaskCluster:
+    scheduler: str
+    workers: list[subprocess.Popen[str]]
+
+
+def _dask(*args: str) -> list[str]:
+    return [str(Path(sys.executable).parent / "dask"), *args]
+
+
+@pytest.fixture
+def dask_cluster(tmp_path: Path) -> Iterator[DaskCluster]:
+    """``dask scheduler`` and two ``dask worker`` processes (no nanny: a killed worker stays
+    dead) on 127.0.0.1, started from the CLIs as separate processes and stopped at the end."""
+    from distributed import Client
+
+    env = dict(os.environ, **QUIET)
+    procs: list[subprocess.Popen[str]] = []
+    info = tmp_path / "scheduler.json"
+    logs = tmp_path / "dask-logs"
+    logs.mkdir()
+
+    def start(name: str, *args: str) -> subprocess.Popen[str]:
+        log = (logs / f"{name}.log").open("w")
+        proc = subprocess.Popen(
+            _dask(*args), env=env, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
+        log.close()
+        procs.append(proc)
+        return proc
+
+    try:
+        start("scheduler", "scheduler", "--host", "127.0.0.1", "--port", "0", "--dashboard-address", "127.0.0.1:0",
+              "--scheduler-file", str(info))
+        deadline = time.monotonic() + 120
+        while not info.is_file() and time.monotonic() < deadline and procs[0].poll() is None:
+            time.sleep(0.1)
+        if not info.is_file():
+            pytest.fail("dask scheduler did not start: " + (logs / "scheduler.log").read_text()[-2000:])
+        address = json.loads(info.read_text())["address"]
+        workers = [
+            start(f"worker{i}", "worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--no-nanny",
+                  "--no-dashboard", "--name", f"w{i}")
+            for i in range(2)
+        ]
+        with Client(address, timeout="60s") as client:
+            client.wait_for_workers(2, timeout=180)
+        yield DaskCluster(address, workers)
+    finally:
+        for proc in reversed(procs):
+            stop_process(proc)

@@ -116,6 +116,16 @@ BAD = {
     ),
     "an unknown search key": (GOOD + "n_trails: 3\n", "search.n_trails", 'did you mean "n_trials"'),
     "no budget": (_bad("n_trials: 2", "n_trials: null"), "search.n_trials", "neither"),
+    "a heartbeat grace period within one interval": (
+        GOOD + "heartbeat: {interval: 30, grace_period: 30}\n",
+        "search.heartbeat.grace_period",
+        "longer than the interval",
+    ),
+    "a database nobody answers at": (
+        GOOD + "storage: postgresql+psycopg://nobody:secret@127.0.0.1:1/studies\n",
+        "search.storage",
+        "cannot open the study storage postgresql+psycopg://nobody:***@127.0.0.1:1/studies",
+    ),
     "an unknown sampler parameter": (
         GOOD + "sampler: {name: tpe, params: {n_startup: 3}}\n",
         "search.sampler.params.n_startup",

@@ -516,6 +516,15 @@ def _search(cfg: ShipyardConfig, root: Path, value_check: Callable[..., None]) -
                 None,
                 "set search.select.direction to maximize or minimize",
             )
+    beat = search.heartbeat
+    if beat.grace_period <= beat.interval:
+        raise _err(
+            "search.heartbeat.grace_period",
+            f"search.heartbeat.grace_period ({beat.grace_period} s) must be longer than the interval "
+            f"({beat.interval} s), or a live trial would be failed between two heartbeats",
+            beat.grace_period,
+            "set grace_period to a few intervals (default: 60 s interval, 180 s grace period)",
+        )
     if search.n_trials is None and search.timeout is None:
         raise _err("search.n_trials", "the search has neither n_trials nor timeout", None, "set one or both")
 

@@ -428,6 +428,14 @@ class PrunerConf:
 
 
 @dataclass
+class HeartbeatConf:
+    interval: int = opt(60, "seconds between the heartbeats a running trial writes to a database storage", ge=1)
+    grace_period: int = opt(
+        180, "a trial silent this long lost its worker: it is failed and its parameters run again", ge=1
+    )
+
+
+@dataclass
 class SelectConf:
     metric: str | None = opt(None, "null: the first objective")
     direction: Direction | None = opt(None, "null: that objective's direction")
@@ -446,6 +454,7 @@ class SearchConf:
     n_trials: int | None = opt(20, "trials in total, over every worker", ge=1)
     timeout: float | None = opt(None, "seconds; no trial starts after it", gt=0)
     storage: str = opt("auto", "auto | memory | sqlite | journal | journal:<path> | a database URL")
+    heartbeat: HeartbeatConf = opt(HeartbeatConf, "database URL storages: how a dead worker's trial is found")
     study_name: str | None = opt(None, "null: <team>/<name>/<search name>")
     select: SelectConf = opt(SelectConf, "which trial becomes the result")
 

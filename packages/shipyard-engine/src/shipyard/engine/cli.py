@@ -150,7 +150,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
             where=paths.rel(job),
             fix=f"build it: make deploy PROJECT={paths.project} TARGET=batch",
         )
-    summary = run_batch_job(job, args.input, args.output, engine=args.engine, resume=not args.no_resume)
+    summary = run_batch_job(
+        job, args.input, args.output, engine=args.engine, scheduler=args.scheduler, resume=not args.no_resume
+    )
     print(json.dumps(summary))
     return 0
 
@@ -423,6 +425,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--input", help="CSV/Parquet file or folder, or <SQLAlchemy URL>?table=NAME (default: the job's)")
     p.add_argument("--output", help="Parquet folder, .csv file or <SQLAlchemy URL>?table=NAME (default: the job's)")
     p.add_argument("--engine", choices=("local", "dask"), help="override the job's engine")
+    p.add_argument("--scheduler", help="a running Dask scheduler's address, tcp://host:8786 (implies --engine dask)")
     p.add_argument("--no-resume", action="store_true", help="score everything again instead of resuming")
     p.set_defaults(func=cmd_batch)
     p = with_project("status", "versions, stages, metrics, gate results, lineage and deployments of a project")

@@ -30,9 +30,16 @@ def _quiet_kedro() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+# Set by Lightning's DDP launcher (LOCAL_RANK for the processes it starts, NODE_RANK given to each
+# node), by torchrun (RANK, GROUP_RANK) and by SLURM.
+_RANK_VARIABLES = ("LOCAL_RANK", "NODE_RANK", "RANK", "GROUP_RANK", "SLURM_PROCID", "SLURM_NODEID")
+
+
 def _rank() -> int:
-    """Non-zero in the extra processes Lightning's DDP launcher starts."""
-    return int(os.environ.get("LOCAL_RANK", "0") or 0) + int(os.environ.get("NODE_RANK", "0") or 0)
+    """Non-zero in every process of a distributed training but global rank 0: the extra local
+    ranks and every process on another node. Those keep the stage's outputs in memory, so a
+    project's files are written once, by rank 0."""
+    return max(int(os.environ.get(name) or 0) for name in _RANK_VARIABLES)
 
 
 def run_stage(root: Path, project: str, stage: str) -> None:

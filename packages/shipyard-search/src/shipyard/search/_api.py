@@ -150,8 +150,10 @@ def run_search(
     prepared = prepare(project, overrides, root=root, n_trials=n_trials, timeout=timeout)
     spec, paths = prepared.spec, prepared.paths
     folder = search_folder(paths)
-    choice = resolve_storage(spec.storage, folder, workers, root, spec.where)
+    choice = resolve_storage(spec.storage, folder, workers, root, spec.where, spec.heartbeat)
     data = load_search_data(paths)
+    # A database that cannot be reached fails here, before anything is written.
+    storage = choice.open() if choice.kind == "url" else None
     with file_lock(folder / ".run.lock", wait=False) as held:
         if not held:
             raise SearchError(
@@ -159,24 +161,28 @@ def run_search(
                 where=str(folder),
                 fix="wait for it to finish (watch it with `make dashboard`), or stop it",
             )
-        study, storage, grid = _open(prepared, choice, _fingerprint(prepared, data.fingerprint), say)
+        study, storage, grid = _open(prepared, choice, storage, _fingerprint(prepared, data.fingerprint), say)
         _optimise(prepared, study, storage, choice, data, list(overrides), workers, grid, say)
         return _finish(prepared, study, choice, data, final, say)
 
 
 def _open(
-    prepared: Prepared, choice: StorageChoice, fingerprint: dict[str, Any], say: Say
+    prepared: Prepared, choice: StorageChoice, storage: Any, fingerprint: dict[str, Any], say: Say
 ) -> tuple[Any, Any, int | None]:
+    from shipyard.search._storage import claim_lock
     from shipyard.search._study import enqueue_grid, open_study, recover_interrupted
 
     spec = prepared.spec
-    storage = choice.open()
-    study = open_study(spec, storage, fingerprint)
-    if choice.local:
-        recovered = recover_interrupted(study, storage)
-        if recovered:
-            say(f"{recovered} trial(s) interrupted last time: run again with the same parameters")
-    grid = enqueue_grid(study, spec) if spec.sampler == "grid" else None
+    storage = storage or choice.open()
+    # Under the claim lock: searches on other hosts may open the same study and queue the same
+    # grid at this moment; one of them creates the study and queues the grid, the rest find them.
+    with claim_lock(choice, search_folder(prepared.paths), spec.study_name):
+        study = open_study(spec, storage, fingerprint)
+        if choice.local:
+            recovered = recover_interrupted(study, storage)
+            if recovered:
+                say(f"{recovered} trial(s) interrupted last time: run again with the same parameters")
+        grid = enqueue_grid(study, spec) if spec.sampler == "grid" else None
     return study, storage, grid
 
 
@@ -209,6 +215,7 @@ def _optimise(
         threads=threads,
         deadline=time.time() + spec.timeout if spec.timeout else None,
         budget=target,
+        heartbeat=list(choice.heartbeat) if choice.heartbeat else None,
     )
     already = used_trials(study)
     plan = f"{max(0, target - already)} more trial(s)" if target is not None else "trials"

@@ -63,10 +63,16 @@ def _decode(params: dict[str, Any], spec: SearchSpec) -> dict[str, Any]:
 
 
 def records(study: optuna.Study, spec: SearchSpec) -> list[TrialRecord]:
+    from shipyard.search._study import retried
+
+    trials = study.get_trials(deepcopy=False)
+    again = retried(trials)
     out = []
-    for t in study.get_trials(deepcopy=False):
+    for t in trials:
         metrics = dict(t.user_attrs.get("metrics") or {})
         run = dict(t.user_attrs.get("run") or {})
+        if t.number in again:
+            run.setdefault("error", f"its worker stopped sending heartbeats: run again as trial {again[t.number]}")
         complete = t.state.name == "COMPLETE"
         out.append(
             TrialRecord(
@@ -80,7 +86,7 @@ def records(study: optuna.Study, spec: SearchSpec) -> list[TrialRecord]:
                 worker=run.get("worker"),
                 seconds=dict(run.get("seconds") or {}),
                 error=run.get("error") or run.get("pruned"),
-                interrupted=bool(t.user_attrs.get("interrupted")),
+                interrupted=bool(t.user_attrs.get("interrupted")) or t.number in again,
             )
         )
     return out

@@ -4,14 +4,18 @@ Each worker is one process that imports torch and Lightning once and runs many t
 coordinator (the ``make search`` process) is worker 0; ``workers > 1`` starts the others as
 ``python -m shipyard.search worker ...`` subprocesses on the same storage.
 
-Exactly ``n_trials``: a worker claims a trial (``study.ask()``) under a host-wide file lock,
-after counting the trials already running or finished, so two workers on one host can never
-overshoot or take the same trial. Across hosts (a database URL) each host's lock is its own, so
-the total may overshoot by at most one trial per extra host.
+Exactly ``n_trials``: a worker claims a trial (``study.ask()``) under a lock every worker of the
+study shares (:func:`shipyard.search._storage.claim_lock`: a file lock on one host, an advisory
+lock in PostgreSQL across hosts), after counting the trials already running or finished, so no
+two workers overshoot or take the same trial. With a database storage each running trial beats
+a heartbeat; before each claim, trials whose heartbeat stopped (their worker died) are failed and
+queued again, and a coordinator that has nothing left to claim waits for the trials still
+running elsewhere, so that its report holds every trial.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -20,8 +24,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,16 +35,24 @@ from shipyard.core.errors import ShipyardError
 from shipyard.core.paths import ProjectPaths
 from shipyard.search._errors import TrialFailed
 from shipyard.search._spec import SearchSpec
-from shipyard.search._storage import StorageChoice, file_lock
+from shipyard.search._storage import StorageChoice, claim_lock
 
 if TYPE_CHECKING:
     import optuna
     from shipyard.search._trial import SearchData
 
-__all__ = ["WorkerArgs", "run_worker", "start_workers", "stop_workers", "wait_ready", "wait_workers", "worker_main"]
+__all__ = [
+    "WorkerArgs",
+    "heartbeat",
+    "run_worker",
+    "start_workers",
+    "stop_workers",
+    "wait_ready",
+    "wait_workers",
+    "worker_main",
+]
 
 Say = Callable[[str], None]
-CLAIM_LOCK = ".claim.lock"
 READY = "ready"
 RUN = "run"  # the user attribute that records how a trial ran
 READY_TIMEOUT_S = 300.0
@@ -59,17 +72,57 @@ class WorkerArgs:
     threads: int | None
     deadline: float | None  # time.time() after which no trial starts
     budget: int | None  # trials that count towards n_trials, in the whole study
+    heartbeat: list[int] | None = None  # database storage: [interval, grace period] in seconds
+
+    def storage(self) -> StorageChoice:
+        beat = (self.heartbeat[0], self.heartbeat[1]) if self.heartbeat else None
+        return StorageChoice(self.storage_kind, self.storage_target, self.storage_kind != "url", beat)
 
 
-def _claim(study: optuna.Study, args: WorkerArgs) -> optuna.Trial | None:
-    from shipyard.search._study import used_trials
+def _claim(study: optuna.Study, storage: Any, args: WorkerArgs) -> optuna.Trial | None:
+    from shipyard.search._study import fail_stale, used_trials
 
-    with file_lock(Path(args.folder) / CLAIM_LOCK):
+    choice = args.storage()
+    with claim_lock(choice, Path(args.folder), study.study_name):
+        if choice.heartbeat is not None:
+            fail_stale(study)  # a dead worker's trial: failed, and queued again to be claimed here
         if args.deadline is not None and time.time() >= args.deadline:
             return None
         if args.budget is not None and used_trials(study) >= args.budget:
             return None
-        return study.ask()
+        trial = study.ask()
+        if choice.heartbeat is not None:
+            storage.record_heartbeat(trial._trial_id)  # before the lock goes: never a trial without one
+        return trial
+
+
+@contextlib.contextmanager
+def heartbeat(storage: Any, trial_id: int) -> Iterator[None]:
+    """Record the trial's heartbeat every interval while it runs (a storage with heartbeats
+    only), as ``Study.optimize`` does; a worker that dies stops beating."""
+    interval = storage.get_heartbeat_interval() if hasattr(storage, "get_heartbeat_interval") else None
+    if not interval:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            storage.record_heartbeat(trial_id)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{trial_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _running(study: optuna.Study) -> int:
+    from optuna.trial import TrialState
+
+    return len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
 
 
 def _fmt(value: float) -> str:
@@ -77,9 +130,15 @@ def _fmt(value: float) -> str:
 
 
 def _progress(study: optuna.Study, args: WorkerArgs) -> str:
-    from optuna.trial import TrialState
+    from shipyard.search._study import retried
 
-    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)))
+    trials = study.get_trials(deepcopy=False)
+    again = retried(trials)
+    done = sum(
+        1
+        for t in trials
+        if t.state.is_finished() and not t.user_attrs.get("interrupted") and t.number not in again
+    )
     return f"{done}/{args.budget}" if args.budget is not None else f"{done} done"
 
 
@@ -89,6 +148,21 @@ def _message(exc: BaseException) -> str:
 
 
 def _run_one(
+    study: optuna.Study, storage: Any, trial: optuna.Trial, spec: SearchSpec, data: SearchData, args: WorkerArgs
+) -> tuple[str, str]:
+    """:func:`_attempt`, for a trial that another worker may have failed meanwhile: a worker
+    stalled past the grace period (not dead, only slow) finds its trial failed and queued again,
+    and goes on with the next one."""
+    try:
+        return _attempt(study, storage, trial, spec, data, args)
+    except (RuntimeError, ValueError):
+        # Optuna refuses to update a finished trial (UpdateFinishedTrialError, or ValueError from tell).
+        if not storage.get_trial(trial._trial_id).state.is_finished():
+            raise
+        return "LOST", "another worker failed it (no heartbeat within the grace period): it runs again"
+
+
+def _attempt(
     study: optuna.Study, storage: Any, trial: optuna.Trial, spec: SearchSpec, data: SearchData, args: WorkerArgs
 ) -> tuple[str, str]:
     """Run one claimed trial to a final state; return (state, detail) for the progress line.
@@ -159,16 +233,31 @@ def _finish(trial: optuna.Trial, info: dict[str, Any], started: float, **extra: 
 def run_worker(
     study: optuna.Study, storage: Any, spec: SearchSpec, data: SearchData, args: WorkerArgs, say: Say
 ) -> int:
-    """Claim and run trials until the budget or the deadline; return how many ran here."""
+    """Claim and run trials until the budget or the deadline; return how many ran here.
+
+    With a database storage the coordinator (worker 0) then waits while trials run elsewhere
+    (other hosts), claiming any that come back because their worker died."""
     ran = 0
-    while (trial := _claim(study, args)) is not None:
+    waiting = False
+    while True:
+        trial = _claim(study, storage, args)
+        if trial is None:
+            others = _running(study) if args.index == 0 and args.heartbeat else 0
+            if not others:
+                return ran
+            if not waiting:
+                say(f"waiting for {others} trial(s) running on other workers")
+            waiting = True
+            time.sleep(min(5.0, float(args.heartbeat[0]) if args.heartbeat else 5.0))
+            continue
+        waiting = False
         started = time.perf_counter()
-        state, detail = _run_one(study, storage, trial, spec, data, args)
+        with heartbeat(storage, trial._trial_id):
+            state, detail = _run_one(study, storage, trial, spec, data, args)
         ran += 1
         who = f" [w{args.index}]" if args.threads else ""  # threads are capped only when workers share the CPU
         took = time.perf_counter() - started
         say(f"trial {trial.number}{who} {state} in {took:.1f}s: {detail}  ({_progress(study, args)})")
-    return ran
 
 
 # -- worker processes ------------------------------------------------------------------------
@@ -196,7 +285,7 @@ def worker_main(raw: str) -> int:
     spec = search_spec(config, root, choice=search_choice(args.overrides))
     data = load_search_data(ProjectPaths.of(root, args.project))
     _set_threads(args.threads)
-    storage = StorageChoice(args.storage_kind, args.storage_target, True).open()
+    storage = args.storage().open()
     study = open_study(spec, storage, None, worker=args.index)
     import shipyard.train.evaluate
     import shipyard.train.fit  # noqa: F401 - the training stack, loaded before saying ready

@@ -81,6 +81,7 @@ class SearchSpec:
     n_trials: int | None
     timeout: float | None
     storage: str
+    heartbeat: tuple[int, int]  # (interval, grace period) in seconds, for a database storage
     study_name: str
     select_metric: str
     select_direction: str
@@ -142,6 +143,7 @@ def search_spec(cfg: ShipyardConfig, root: Path, *, choice: str | None = None) -
         n_trials=conf.n_trials,
         timeout=conf.timeout,
         storage=conf.storage,
+        heartbeat=(conf.heartbeat.interval, conf.heartbeat.grace_period),
         study_name=conf.study_name or f"{cfg.project.team}/{cfg.project.name}/{name}",
         select_metric=select_metric,
         select_direction=str(direction),

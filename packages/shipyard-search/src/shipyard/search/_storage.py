@@ -7,24 +7,44 @@
 * ``memory``: nothing kept, one worker, no resume;
 * ``sqlite`` / ``journal``: that file in the search folder;
 * ``journal:<path>``: a journal file elsewhere (repository-relative);
-* a database URL (``postgresql://...``, ``sqlite:///path.db``): an RDB storage; for many hosts.
+* a database URL (``postgresql+psycopg://...``, ``sqlite:///path.db``): an RDB storage; for many
+  hosts. Running trials write heartbeats there; a trial silent past the grace period lost its
+  worker (a dead host, a killed process): Optuna fails it and its parameters are queued again.
+
+Claiming a trial happens under a lock that every worker of the study shares: a file lock in the
+search folder for file storages (one host), and for PostgreSQL an advisory lock in the database
+itself, so workers on many hosts never overshoot ``n_trials`` or take the same queued trial.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from shipyard.core.errors import ConfigError
 
-__all__ = ["JOURNAL_FILE", "SQLITE_FILE", "StorageChoice", "file_lock", "resolve_storage"]
+__all__ = [
+    "JOURNAL_FILE",
+    "SQLITE_FILE",
+    "StorageChoice",
+    "claim_lock",
+    "file_lock",
+    "resolve_storage",
+    "study_lock_key",
+]
 
 SQLITE_FILE = "study.db"
 JOURNAL_FILE = "journal.log"
+CLAIM_LOCK = ".claim.lock"
+# A trial whose worker died is run again at most this many times (a trial that kills its worker
+# every time, say by running out of memory, then stays failed and the search goes on).
+MAX_RETRIES = 2
 
 
 @dataclass(frozen=True)
@@ -32,6 +52,8 @@ class StorageChoice:
     kind: str  # memory | sqlite | journal | url
     target: str  # the file or URL ("" for memory)
     local: bool  # on this host only: a RUNNING trial with no search running is stale
+    heartbeat: tuple[int, int] | None = None  # url: (interval, grace period) in seconds
+    where: str = ""  # the search's file, for messages
 
     def open(self) -> Any:
         import optuna
@@ -48,15 +70,7 @@ class StorageChoice:
             return optuna.storages.RDBStorage(
                 f"sqlite:///{self.target}", engine_kwargs={"connect_args": {"timeout": 60}}
             )
-        # Many hosts: heartbeats let Optuna fail the trials of a host that died.
-        try:
-            return optuna.storages.RDBStorage(self.target, heartbeat_interval=60, grace_period=180)
-        except ImportError as exc:
-            raise ConfigError(
-                f"the database driver for {self.target.split(':', 1)[0]} is not installed: {exc}",
-                key="search.storage",
-                fix="install the driver (psycopg2-binary for PostgreSQL, pymysql for MySQL) into the environment",
-            ) from exc
+        return _rdb(self.target, self.heartbeat, self.where)
 
     @property
     def url(self) -> str:
@@ -64,9 +78,57 @@ class StorageChoice:
         return f"sqlite:///{self.target}" if self.kind == "sqlite" else self.target
 
     def describe(self) -> str:
-        return {"memory": "in memory", "sqlite": f"SQLite {self.target}", "journal": f"journal file {self.target}"}.get(
-            self.kind, self.target
-        )
+        """For messages and reports: a database URL without its password."""
+        if self.kind == "url":
+            from sqlalchemy.engine import make_url
+
+            return make_url(self.target).render_as_string(hide_password=True)
+        return {"memory": "in memory", "sqlite": f"SQLite {self.target}", "journal": f"journal file {self.target}"}[
+            self.kind
+        ]
+
+
+def _rdb(url: str, heartbeat: tuple[int, int] | None, where: str) -> Any:
+    """Many hosts: each running trial writes a heartbeat; one silent past the grace period lost
+    its worker, so Optuna fails it (:func:`optuna.storages.fail_stale_trials`, called before
+    each claim) and Optuna's retry callback queues its parameters as a new trial."""
+    import optuna
+    from shipyard.search._study import quiet_optuna
+    from sqlalchemy.exc import SQLAlchemyError
+
+    quiet_optuna()  # heartbeats and the retry callback are "experimental" in Optuna's words
+    interval, grace = heartbeat if heartbeat is not None else (None, None)
+    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES) if heartbeat else None
+    try:
+        # Optuna creates its tables on first use; two hosts doing it at once collide in PostgreSQL.
+        with _advisory_lock(url, study_lock_key("")):
+            return optuna.storages.RDBStorage(
+                url,
+                heartbeat_interval=interval,
+                grace_period=grace,
+                heartbeat_stale_trial_callback=retry,
+                engine_kwargs={"pool_pre_ping": True},
+            )
+    except ImportError as exc:
+        raise ConfigError(
+            f"the database driver for {url.split(':', 1)[0]} is not installed: {exc}",
+            where=where or None,
+            key="search.storage",
+            fix="install the driver into the environment (psycopg[binary] for postgresql+psycopg://, "
+            "pymysql for mysql+pymysql://)",
+        ) from exc
+    except SQLAlchemyError as exc:
+        from sqlalchemy.engine import make_url
+
+        shown = make_url(url).render_as_string(hide_password=True)
+        raise ConfigError(
+            f"cannot open the study storage {shown}: {str(getattr(exc, 'orig', None) or exc).splitlines()[0]}",
+            where=where or None,
+            key="search.storage",
+            value=shown,
+            fix="check that the database server runs and accepts this user, and the URL "
+            "(postgresql+psycopg://user:password@host:5432/database)",
+        ) from exc
 
 
 def _abs(root: Path, path: str) -> str:
@@ -74,8 +136,11 @@ def _abs(root: Path, path: str) -> str:
     return str(p if p.is_absolute() else (root / p).resolve())
 
 
-def resolve_storage(setting: str, folder: Path, workers: int, root: Path, where: str) -> StorageChoice:
-    """The storage for ``setting`` (see the module docs)."""
+def resolve_storage(
+    setting: str, folder: Path, workers: int, root: Path, where: str, heartbeat: tuple[int, int] | None = None
+) -> StorageChoice:
+    """The storage for ``setting`` (see the module docs); ``heartbeat`` (interval, grace period)
+    applies to a database URL."""
     sqlite, journal = str(folder / SQLITE_FILE), str(folder / JOURNAL_FILE)
     if setting == "auto":
         # A new study goes to a journal file: one transaction on SQLite costs ~15-30 ms (fsync),
@@ -90,7 +155,7 @@ def resolve_storage(setting: str, folder: Path, workers: int, root: Path, where:
     elif setting.startswith("sqlite:///"):
         choice = StorageChoice("sqlite", _abs(root, setting.removeprefix("sqlite:///")), True)
     elif "://" in setting:
-        choice = StorageChoice("url", setting, False)
+        choice = StorageChoice("url", setting, False, heartbeat, where)
     else:
         raise ConfigError(
             f"unknown storage {setting!r}",
@@ -125,3 +190,53 @@ def file_lock(path: Path, *, wait: bool = True) -> Iterator[bool]:
             yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def study_lock_key(study_name: str) -> int:
+    """A signed 64-bit advisory-lock key per study (studies in one database do not wait on each other)."""
+    return int.from_bytes(hashlib.sha256(f"shipyard-search:{study_name}".encode()).digest()[:8], "big", signed=True)
+
+
+def _backend(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return str(make_url(url).get_backend_name())
+
+
+@lru_cache(maxsize=4)
+def _lock_engine(url: str) -> Any:
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    # A connection of its own, opened per claim: the lock dies with it if this process does.
+    return create_engine(url, poolclass=NullPool)
+
+
+@contextlib.contextmanager
+def claim_lock(choice: StorageChoice, folder: Path, study_name: str) -> Iterator[None]:
+    """Held while a worker opens the study or claims a trial: shared by every worker that can
+    reach the study. PostgreSQL: a session advisory lock in the database (many hosts). Other
+    storages: a file lock in the search folder (one host; another database reached from several
+    hosts may then overshoot ``n_trials`` by one trial per extra host)."""
+    if choice.kind == "url" and _backend(choice.target) == "postgresql":
+        with _advisory_lock(choice.target, study_lock_key(study_name)):
+            yield
+        return
+    with file_lock(folder / CLAIM_LOCK):
+        yield
+
+
+@contextlib.contextmanager
+def _advisory_lock(url: str, key: int) -> Iterator[None]:
+    """A PostgreSQL session advisory lock (nothing for other databases)."""
+    if _backend(url) != "postgresql":
+        yield
+        return
+    from sqlalchemy import text
+
+    with _lock_engine(url).connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})

@@ -16,11 +16,13 @@ if TYPE_CHECKING:
 __all__ = [
     "budget",
     "enqueue_grid",
+    "fail_stale",
     "make_pruner",
     "make_sampler",
     "open_study",
     "quiet_optuna",
     "recover_interrupted",
+    "retried",
     "used_trials",
 ]
 
@@ -38,6 +40,9 @@ def quiet_optuna() -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # Workers claim trials with ask() under a shared lock and beat the heartbeat themselves
+    # (shipyard.search._runner.heartbeat), which Optuna only expects of Study.optimize.
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 
 
 def _kwargs(cls: type, params: dict[str, Any], key: str, where: str) -> dict[str, Any]:
@@ -138,16 +143,39 @@ def open_study(spec: SearchSpec, storage: Any, fingerprint: dict[str, Any] | Non
     return study
 
 
+def retried(trials: list[optuna.trial.FrozenTrial]) -> dict[int, int]:
+    """{number of a trial whose worker died: number of the trial that runs it again} (Optuna's
+    heartbeat retry callback records each retry's history on the new trial)."""
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    out: dict[int, int] = {}
+    for t in trials:
+        for number in RetryHeartbeatStaleTrialCallback.retry_history(t):
+            out[number] = t.number
+    return out
+
+
 def used_trials(study: optuna.Study) -> int:
-    """Trials that count towards ``n_trials``: running or finished, except interrupted ones
-    (those are run again)."""
+    """Trials that count towards ``n_trials``: running or finished, except interrupted ones and
+    those whose worker died (both are run again)."""
     from optuna.trial import TrialState
 
+    trials = study.get_trials(deepcopy=False)
+    again = retried(trials)
     return sum(
         1
-        for t in study.get_trials(deepcopy=False)
-        if t.state == TrialState.RUNNING or (t.state.is_finished() and not t.user_attrs.get("interrupted"))
+        for t in trials
+        if t.state == TrialState.RUNNING
+        or (t.state.is_finished() and not t.user_attrs.get("interrupted") and t.number not in again)
     )
+
+
+def fail_stale(study: optuna.Study) -> None:
+    """Fail the running trials whose heartbeat stopped (their worker died; a database storage
+    only) and queue them again through the storage's retry callback."""
+    import optuna
+
+    optuna.storages.fail_stale_trials(study)
 
 
 def mark_interrupted(study: optuna.Study, storage: Any, number: int, params: dict[str, Any]) -> None:

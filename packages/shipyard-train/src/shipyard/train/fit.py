@@ -6,6 +6,12 @@ fingerprint still matches; a changed input starts clean. Shuffling is seeded per
 dropout per batch, so a resumed run ends with the same weights as an uninterrupted one.
 Checkpoints are written atomically; one that cannot be read anyway (damaged on disk) is treated as
 absent, with a warning naming it, and training starts clean.
+
+Several processes (DDP): only global rank 0 prepares the work folder, writes checkpoints and
+loads the best weights; the other ranks train and leave no file behind. On one node the ranks
+Lightning starts share rank 0's folder, so a killed run resumes as above. Across nodes
+(``num_nodes > 1``) every node would have to find the same checkpoint, which needs a shared
+filesystem, so a multi-node training always starts from its first epoch.
 """
 
 from __future__ import annotations
@@ -116,12 +122,13 @@ def _unreadable(checkpoint: Path) -> str | None:
     return None if isinstance(state, dict) and "epoch" in state and "state_dict" in state else "not a checkpoint"
 
 
-def _prepare_workdir(workdir: Path, fingerprint: str) -> Path | None:
-    """Return the checkpoint to resume from, wiping checkpoints of other inputs, and any
-    checkpoint that cannot be read (a damaged one would fail every later run)."""
+def _prepare_workdir(workdir: Path, fingerprint: str, *, resumable: bool = True) -> Path | None:
+    """Return the checkpoint to resume from, wiping checkpoints of other inputs, any checkpoint
+    that cannot be read (a damaged one would fail every later run), and every checkpoint when the
+    run cannot resume."""
     marker = workdir / FINGERPRINT
     try:
-        same = json.loads(marker.read_text()).get("fingerprint") == fingerprint
+        same = resumable and json.loads(marker.read_text()).get("fingerprint") == fingerprint
     except (OSError, ValueError, AttributeError):
         same = False
     if same:
@@ -139,6 +146,21 @@ def _prepare_workdir(workdir: Path, fingerprint: str) -> Path | None:
     workdir.mkdir(parents=True, exist_ok=True)
     write_json(marker, {"fingerprint": fingerprint})
     return None
+
+
+def _resume_point(workdir: Path, fingerprint: str, trainer: TrainerConf, global_zero: bool) -> Path | None:
+    """The checkpoint this process resumes from. Rank 0 decides and prepares the folder before
+    Lightning starts the other local ranks, which then find the same checkpoint (or none); ranks
+    on other nodes never touch the folder and never resume (see the module docs)."""
+    if trainer.num_nodes > 1:
+        if global_zero:
+            _prepare_workdir(workdir, fingerprint, resumable=False)
+        return None
+    if global_zero:
+        return _prepare_workdir(workdir, fingerprint)
+    marker, last = workdir / FINGERPRINT, workdir / "last.ckpt"
+    same = marker.is_file() and json.loads(marker.read_text()).get("fingerprint") == fingerprint
+    return last if same and last.is_file() else None
 
 
 def _curve(log_dir: Path) -> pd.DataFrame:
@@ -172,7 +194,6 @@ def train_model(
     tconf, es = trainer, trainer.early_stopping
     conf = {"model": model.as_dict(), "optim": dump(optim), "trainer": dump(trainer), "seed": seed}
     fingerprint = _fingerprint(train, val, state, {**conf, "project": _project(project)})
-    resume = _prepare_workdir(workdir, fingerprint)
     L.seed_everything(seed, workers=True, verbose=False)
     torch.use_deterministic_algorithms(tconf.deterministic, warn_only=True)
     net = build_network(model.as_dict(), pre)
@@ -192,9 +213,10 @@ def train_model(
         own.append(EarlyStopping(monitor=monitor, mode=str(es.mode), patience=es.patience, min_delta=es.min_delta))
     own.extend(callbacks)
     logger = CSVLogger(save_dir=str(workdir), name="logs", version="")
+    fitter = make_trainer(tconf, own, logger, workdir)  # knows its global rank from here on
+    resume = _resume_point(workdir, fingerprint, tconf, fitter.is_global_zero)
     # The CSV logger starts a fresh file on resume: keep the epochs logged before the kill.
     before = _curve(workdir / "logs") if resume else pd.DataFrame({"epoch": []})
-    fitter = make_trainer(tconf, own, logger, workdir)
     batch = tconf.batch_size
     started = time.perf_counter()
     with warnings.catch_warnings():
@@ -210,7 +232,9 @@ def train_model(
         )
     seconds = time.perf_counter() - started
     best = checkpoint.best_model_path
-    if best and Path(best).is_file():
+    # Only rank 0 wrote checkpoints, and only its result is kept; another rank's folder (on
+    # another node) holds none, or rank 0 may be deleting it right now.
+    if fitter.is_global_zero and best and Path(best).is_file():
         weights = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(weights)
     module.net.cpu().eval()
@@ -230,6 +254,8 @@ def train_model(
         "hardware": {
             "accelerator": str(tconf.accelerator),
             "devices": tconf.devices,
+            "num_nodes": tconf.num_nodes,
+            "world_size": fitter.world_size,
             "strategy": str(tconf.strategy),
             "precision": str(tconf.precision),
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
@@ -248,7 +274,7 @@ def train_model(
         "target": pre.target,
         "classes": pre.classes,
     }
-    after = _curve(workdir / "logs")
+    after = _curve(workdir / "logs") if fitter.is_global_zero else pd.DataFrame({"epoch": []})
     before = before[before["epoch"] < (after["epoch"].min() if len(after) else float("inf"))]
     curve = pd.concat([before, after], ignore_index=True) if len(before) else after
     result = TrainResult(ModelBundle(meta=meta, preprocessor=pre, net=module.net), curve, report, fitter.is_global_zero)
