@@ -312,7 +312,7 @@ def _yaml_error(exc: Exception, root: Path) -> ConfigError:
         return ConfigError(
             f"YAML syntax error: {problem}",
             where=f"{named.resolve().relative_to(root).as_posix()} line {mark.line + 1}, column {mark.column + 1}",
-            fix="fix the YAML at that line (indentation, a missing ':' or an unclosed bracket)",
+            fix="fix the YAML at that line (a key written twice, indentation, a missing ':' or an unclosed bracket)",
         )
     for path in sorted((root / "conf").rglob("*.yaml")):
         try:
@@ -324,7 +324,7 @@ def _yaml_error(exc: Exception, root: Path) -> ConfigError:
             return ConfigError(
                 f"YAML syntax error: {problem}",
                 where=f"{path.relative_to(root).as_posix()}{at}",
-                fix="fix the YAML at that line (indentation, a missing ':' or an unclosed bracket)",
+                fix="fix the YAML at that line (a key written twice, indentation, a missing ':' or an unclosed bracket)",
             )
     return ConfigError(f"YAML syntax error: {exc}", fix="check the YAML files under conf/")
 

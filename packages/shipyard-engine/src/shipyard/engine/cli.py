@@ -218,7 +218,7 @@ def _track_search(paths: Any) -> None:
     import io
     import logging
 
-    from dvc.repo import Repo
+    from shipyard.engine.dvc_adapter import open_repo
 
     folder = paths.artifact("search")
     outputs = [p for p in sorted(folder.glob("*")) if p.is_file() and p.suffix in (".json", ".csv", ".html", ".png")]
@@ -228,7 +228,7 @@ def _track_search(paths: Any) -> None:
     if not outputs:
         return
     logging.getLogger("dvc").setLevel(logging.WARNING)
-    with contextlib.redirect_stdout(io.StringIO()), Repo(str(paths.root)) as repo:
+    with contextlib.redirect_stdout(io.StringIO()), open_repo(paths.root) as repo:
         repo.add([str(p) for p in outputs])
 
 
@@ -499,6 +499,11 @@ def _main(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`shipyard list | head`): not an error; keep Python from
+        # complaining again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:  # noqa: BLE001 - the one place that turns errors into exit codes
         from shipyard.core.errors import report
 

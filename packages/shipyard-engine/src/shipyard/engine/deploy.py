@@ -132,10 +132,10 @@ def _track(paths: ProjectPaths, folders: list[Path]) -> None:
     """Record built targets in DVC (content hashes; `git add` the .dvc pointers to version them)."""
     import logging
 
-    from dvc.repo import Repo
+    from shipyard.engine.dvc_adapter import open_repo
 
     logging.getLogger("dvc").setLevel(logging.WARNING)
-    with contextlib.redirect_stdout(io.StringIO()), Repo(str(paths.root)) as repo:
+    with contextlib.redirect_stdout(io.StringIO()), open_repo(paths.root) as repo:
         repo.add([str(f) for f in folders])
 
 

@@ -1,4 +1,5 @@
-"""The one place Shipyard reaches into DVC's internals: running stage commands in-process.
+"""The one place Shipyard reaches into DVC's internals: running stage commands in-process, and
+opening a repository that waits for DVC's lock.
 
 ``dvc repro`` decides what is stale and records ``dvc.lock``; each stale stage's command goes
 through ``dvc.stage.run._run(executable, cmd, **popen_kwargs)``, a private function that spawns
@@ -14,11 +15,12 @@ from __future__ import annotations
 import contextlib
 import inspect
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from shipyard.core.errors import StageError
 
-__all__ = ["Hook", "check", "stage_runner"]
+__all__ = ["Hook", "check", "open_repo", "stage_runner"]
 
 # hook(cmd, cwd, spawn): run ``cmd`` (its working folder ``cwd``) in this process, or call
 # ``spawn()`` to let DVC start it as a subprocess as it normally would.
@@ -45,10 +47,13 @@ def check() -> None:
         ("cmd", inspect.Parameter.POSITIONAL_OR_KEYWORD),
         ("kwargs", inspect.Parameter.VAR_KEYWORD),
     ]
-    if shape != expected or "_run(" not in inspect.getsource(module.cmd_run):
+    from dvc.repo import Repo
+
+    waits = "_wait_for_lock" in inspect.signature(Repo.__init__).parameters
+    if shape != expected or "_run(" not in inspect.getsource(module.cmd_run) or not waits:
         raise StageError(
-            f"DVC {dvc.__version__} changed dvc.stage.run._run, which Shipyard wraps to run stages in-process "
-            f"(found {shape or 'nothing'})",
+            f"DVC {dvc.__version__} changed dvc.stage.run._run or Repo(_wait_for_lock=...), which Shipyard "
+            f"uses to run stages in-process and to wait for the repository lock (found {shape or 'nothing'})",
             where="packages/shipyard-engine/src/shipyard/engine/dvc_adapter.py",
             fix="pin the DVC version in requirements.lock that this adapter was written for, or update the "
             "adapter; `shipyard train --subprocess` runs every stage as DVC does meanwhile",
@@ -70,3 +75,13 @@ def stage_runner(hook: Hook) -> Iterator[None]:
         yield
     finally:
         module._run = original
+
+
+def open_repo(root: Path) -> Any:
+    """DVC's ``Repo`` at ``root``, waiting for the repository lock as ``dvc repro --wait-for-lock``
+    does. Two projects train at once: each run holds DVC's lock only for the bookkeeping between
+    stages (stage commands run unlocked), and on a busy machine that can outlast DVC's default
+    3-second wait, which would fail the other run."""
+    from dvc.repo import Repo
+
+    return Repo(str(root), _wait_for_lock=True)

@@ -64,11 +64,11 @@ def ensure_raw_data(config: ShipyardConfig, paths: ProjectPaths) -> str | None:
     raw = paths.root / source.path
     if raw.exists():
         return None
-    from dvc.repo import Repo
+    from shipyard.engine.dvc_adapter import open_repo
 
     pointer = raw.with_name(raw.name + ".dvc")
     # DVC prints "git add ..." hints when its context closes; Shipyard says what it did itself.
-    with contextlib.redirect_stdout(io.StringIO()), Repo(str(paths.root)) as repo:
+    with contextlib.redirect_stdout(io.StringIO()), open_repo(paths.root) as repo:
         if pointer.is_file():
             try:
                 repo.checkout(targets=[str(pointer)])
@@ -203,8 +203,7 @@ def reproduce(
     """``dvc repro`` the project's ``dvc.yaml``; return the stages that ran and were skipped."""
     from dvc.exceptions import DvcException
     from dvc.lock import LockError
-    from dvc.repo import Repo
-    from shipyard.engine.dvc_adapter import stage_runner
+    from shipyard.engine.dvc_adapter import open_repo, stage_runner
     from shipyard.engine.pipeline import NODES
     from shipyard.engine.stage import run_stage
 
@@ -223,7 +222,7 @@ def reproduce(
         run_stage(Path(cwd), argv[-2], stage)
 
     try:
-        with stage_runner(hook), Repo(str(paths.root)) as repo:
+        with stage_runner(hook), open_repo(paths.root) as repo:
             _clear_stale_locks(repo, say)
             try:
                 if target:
