@@ -32,6 +32,7 @@ from shipyard.core.schema import ModelConf, ParamConf, ShipyardConfig, register_
 __all__ = ["compose", "config_files", "dump", "list_projects", "load", "section", "to_dict"]
 
 _T = TypeVar("_T")
+_YAML_FIX = "fix the YAML at that line (a key written twice, indentation, a missing ':' or an unclosed bracket)"
 _GROUPS = ("data", "checks", "split", "model", "trainer", "gate", "search", "env", "team", "project", "experiment")
 # Sections whose content is checked by its own schema after composing (a model's registered
 # parameters, a search space's entries): Hydra may add keys there without a leading '+'.
@@ -312,7 +313,7 @@ def _yaml_error(exc: Exception, root: Path) -> ConfigError:
         return ConfigError(
             f"YAML syntax error: {problem}",
             where=f"{named.resolve().relative_to(root).as_posix()} line {mark.line + 1}, column {mark.column + 1}",
-            fix="fix the YAML at that line (a key written twice, indentation, a missing ':' or an unclosed bracket)",
+            fix=_YAML_FIX,
         )
     for path in sorted((root / "conf").rglob("*.yaml")):
         try:
@@ -324,7 +325,7 @@ def _yaml_error(exc: Exception, root: Path) -> ConfigError:
             return ConfigError(
                 f"YAML syntax error: {problem}",
                 where=f"{path.relative_to(root).as_posix()}{at}",
-                fix="fix the YAML at that line (a key written twice, indentation, a missing ':' or an unclosed bracket)",
+                fix=_YAML_FIX,
             )
     return ConfigError(f"YAML syntax error: {exc}", fix="check the YAML files under conf/")
 
