@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from shipyard.core.compose import section
+from shipyard.core.schema import SourceConf
 from shipyard.data.sources import fetch_raw
 
 from .conftest import NO_GATE, ROOT, Repo, cli_env
@@ -109,7 +111,7 @@ def test_a_dvc_experiment_becomes_a_registered_version_through_an_override(repo_
     own results without rerunning a stage; nothing else is touched."""
     repo = repo_factory()
     repo.run("compile", BC, *QUICK)
-    fetch_raw(yaml.safe_load((repo.path / PARAMS).read_text())["data"]["source"], repo.path)
+    fetch_raw(section(SourceConf, yaml.safe_load((repo.path / PARAMS).read_text())["data"]["source"]), repo.path)
     ran, _ = repo.train(BC, *QUICK[:2])
     assert "train" in ran
     proc = _dvc(repo, "exp", "run", "-S", f"{PARAMS}:optim.lr=0.003", f"pipelines/{BC}/dvc.yaml")

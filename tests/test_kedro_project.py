@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from shipyard.core.compose import section
+from shipyard.core.schema import SourceConf
 from shipyard.data.sources import fetch_raw
 from shipyard.engine.kedro_project import pipeline_name, project_of
 from shipyard.engine.pipeline import DATASETS, NODES
@@ -68,7 +70,7 @@ def kedro_repo(tmp_path_factory: pytest.TempPathFactory) -> Repo:
     (repo.path / "packages" / "shipyard-engine" / "src").mkdir(parents=True)
     repo.run("compile", BC, "trainer.max_epochs=2")
     params = yaml.safe_load((repo.path / "pipelines" / BC / "params.yaml").read_text())
-    assert fetch_raw(params["data"]["source"], repo.path) is not None
+    assert fetch_raw(section(SourceConf, params["data"]["source"]), repo.path) is not None
     proc = _tool(repo.path, "dvc", "repro", f"pipelines/{BC}/dvc.yaml:fit_preprocessing")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return repo

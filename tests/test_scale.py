@@ -269,7 +269,7 @@ def _job(trained: Repo, folder: Path, **batch: Any) -> Path:
     from shipyard.deploy.batch import build_batch_job
 
     bundle = trained.data(BC) / "06_models" / "bundle"
-    build_batch_job(bundle, folder, {"deploy": {"batch": batch}, "data": {"key": None}}, project=BC, version="v1")
+    build_batch_job(bundle, folder, batch, project=BC, version="v1")
     return folder
 
 

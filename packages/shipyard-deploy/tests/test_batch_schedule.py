@@ -42,8 +42,8 @@ def _checkout(examples: Any, tmp_path: Path) -> Path:
     (built / "conf").mkdir(parents=True)
     (built / "conf" / "config.yaml").write_text("# a Shipyard repository\n")
     (built / ".venv").symlink_to(Path(sys.prefix))
-    conf = {"deploy": {"batch": {}}, "data": {"key": None, "source": {"kind": "csv", "path": "rows.csv"}}}
-    build_batch_job(ex.bundle_dir, built / JOB, conf, project=PROJECT, version="v1")
+    source = {"kind": "csv", "path": "rows.csv"}
+    build_batch_job(ex.bundle_dir, built / JOB, {}, project=PROJECT, version="v1", data_source=source)
     ex.test.drop(columns=[ex.target]).to_csv(built / "rows.csv", index=False)
     for name in ("schedule.cron", "airflow_dag.py", "README.md", "job.yaml"):
         text = (built / JOB / name).read_text()
