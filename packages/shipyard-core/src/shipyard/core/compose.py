@@ -249,6 +249,16 @@ def _schema_error(
             key=full,
             fix=("valid keys here: " + ", ".join(siblings)) if siblings else "remove the key",
         )
+    if isinstance(exc, ValidationError) and "is not a subclass of StepConf" in str(exc):
+        # OmegaConf cannot assign a plain mapping to a new typed entry, which is what an
+        # override adding a step does; a project file merges (and types) it.
+        return ConfigError(
+            f"steps.{inner}: a new step cannot be added by a command-line override",
+            where=where,
+            key=f"steps.{inner}",
+            fix="declare it in the project file under steps: (function, inputs, outputs, params); "
+            "overrides may then change its keys, e.g. steps.<name>.inputs=[dataset]",
+        )
     allowed = _allowed(owner, field)
     if isinstance(exc, ValidationError) and allowed:
         return ConfigError(
