@@ -206,7 +206,13 @@ def _check_view(catalog: Catalog, entry: ViewEntry, name: str, version: int) -> 
     if not view.features:
         raise fail("the view declares no features", "features", None, "declare at least one feature")
     for feature, spec in view.features.items():
-        _check_feature(view, feature, spec, fail)
+        try:
+            _check_feature(view, feature, spec, fail)
+        except ConfigError as exc:  # a duration's own error knows neither the file nor the view
+            if exc.where is None:
+                exc.where = rel
+                exc.key = f"{key}.{exc.key}" if exc.key else key
+            raise
 
 
 def _check_feature(view: FeatureViewConf, feature: str, spec: FeatureConf, fail: Any) -> None:

@@ -1,0 +1,173 @@
+"""The point-in-time join: a feature value comes from at or before the label's time, never after,
+and not from longer ago than the view's time-to-live; definitions are checked at load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from shipyard.core.errors import ConfigError
+from shipyard.core.schema import FeatureRefConf
+from shipyard.features import build_training_frame, load_catalog, resolve
+
+DEFS = """
+entities:
+  customer: {join_key: customer_id}
+sources:
+  events:
+    entity: customer
+    event_time: ts
+    source: {kind: csv, path: events.csv}
+views:
+  - name: spend
+    version: 1
+    source: events
+    owner: "@team"
+    description: spend
+    ttl: 10d
+    features:
+      total_3d: {agg: sum, column: amount, window: 3d}
+      n_all: {agg: count}
+      last_amount: {agg: last, column: amount}
+      share: {ratio: [total_3d, n_all]}
+      channel: {onehot: [web, app], column: channel}
+"""
+
+
+def _views(root: Path, text: str = DEFS, ttl: str | None = "10d") -> list[dict[str, object]]:
+    text = text if ttl == "10d" else text.replace("ttl: 10d", f"ttl: {ttl}" if ttl else "ttl: null")
+    catalog = load_catalog(root, {"conf/features/team/defs.yaml": text})
+    return resolve(catalog, [FeatureRefConf(view="spend", version=1)])
+
+
+def _events(root: Path, rows: list[tuple[str, str, float, str]]) -> None:
+    pd.DataFrame(rows, columns=["customer_id", "ts", "amount", "channel"]).to_csv(root / "events.csv", index=False)
+
+
+def test_a_value_from_after_the_label_time_never_leaks(tmp_path: Path) -> None:
+    """The crafted row: an event one second after the label's time, with a huge amount."""
+    _events(
+        tmp_path,
+        [
+            ("a", "2024-01-01 10:00:00", 5.0, "web"),
+            ("a", "2024-01-03 12:00:00", 7.0, "app"),  # exactly at the label time: counts
+            ("a", "2024-01-03 12:00:01", 1000.0, "web"),  # one second later: must not count
+            ("b", "2024-01-02 00:00:00", 3.0, "web"),
+        ],
+    )
+    labels = pd.DataFrame({"customer_id": ["a", "b", "c"], "t": ["2024-01-03 12:00:00"] * 3, "y": [1, 0, 1]})
+    out = build_training_frame(labels, _views(tmp_path), "t", tmp_path)
+    a, b, c = (out.iloc[i] for i in range(3))
+    assert a["spend__total_3d"] == 12.0 and a["spend__n_all"] == 2 and a["spend__last_amount"] == 7.0
+    assert a["spend__share"] == 6.0
+    assert (a["spend__channel_web"], a["spend__channel_app"]) == (0.0, 1.0)
+    assert b["spend__total_3d"] == 3.0 and b["spend__channel_web"] == 1.0
+    assert np.isnan(c["spend__total_3d"]), "an entity with no history gets missing values"
+    assert list(out["y"]) == [1, 0, 1], "label rows keep their order and columns"
+
+
+def test_time_to_live(tmp_path: Path) -> None:
+    _events(tmp_path, [("a", "2024-01-01 00:00:00", 5.0, "web")])
+    labels = pd.DataFrame({"customer_id": ["a", "a"], "t": ["2024-01-10 00:00:00", "2024-01-12 00:00:00"]})
+    out = build_training_frame(labels, _views(tmp_path), "t", tmp_path)
+    assert out["spend__n_all"].iloc[0] == 1, "9 days old: within the 10-day TTL"
+    assert np.isnan(out["spend__n_all"].iloc[1]), "11 days old: past the TTL, missing"
+    out = build_training_frame(labels, _views(tmp_path, ttl=None), "t", tmp_path)
+    assert list(out["spend__n_all"]) == [1, 1], "no TTL: any age"
+
+
+def test_join_matches_a_brute_force_reference(tmp_path: Path) -> None:
+    """Random events and label times: each row's values equal a direct computation from the
+    events at or before its time (the 3-day window ending at the latest such event)."""
+    rng = np.random.default_rng(3)
+    base = pd.Timestamp("2024-01-01")
+    times = base + pd.to_timedelta(rng.integers(0, 30 * 86400, 400), unit="s")
+    events = pd.DataFrame(
+        {
+            "customer_id": rng.choice(["a", "b", "c", "d"], 400),
+            "ts": times.strftime("%Y-%m-%d %H:%M:%S"),
+            "amount": rng.integers(1, 100, 400).astype(float),
+            "channel": rng.choice(["web", "app"], 400),
+        }
+    )
+    events.to_csv(tmp_path / "events.csv", index=False)
+    label_times = base + pd.to_timedelta(rng.integers(0, 32 * 86400, 200), unit="s")
+    labels = pd.DataFrame({"customer_id": rng.choice(["a", "b", "c", "d", "e"], 200), "t": label_times})
+    out = build_training_frame(labels, _views(tmp_path, ttl=None), "t", tmp_path)
+    ev = events.assign(ts=pd.to_datetime(events["ts"]))
+    for row, got in zip(labels.itertuples(), out.itertuples(), strict=True):
+        seen = ev[(ev.customer_id == row.customer_id) & (ev.ts <= row.t)]
+        if seen.empty:
+            assert np.isnan(got.spend__total_3d)
+            continue
+        last = seen.ts.max()
+        in_window = seen[seen.ts >= last - pd.Timedelta(days=3)]
+        assert got.spend__n_all == len(seen)
+        assert got.spend__total_3d == pytest.approx(in_window.amount.sum())
+
+
+@pytest.mark.parametrize(
+    ("edit", "words"),
+    [
+        (("source: events\n    owner", "source: evnts\n    owner"), ["unknown feature source 'evnts'", "events"]),
+        (("{agg: count}", "{agg: count, ratio: [a, b]}"), ["exactly one of agg, ratio and onehot"]),
+        (("ratio: [total_3d, n_all]", "ratio: [total_3d, nope]"), ["a ratio divides two aggregation features"]),
+        (("window: 3d", "window: 3days"), ["'3days' is not a duration"]),
+        (("agg: sum", "agg: median"), ["median"]),
+        (("ttl: 10d", "ttl: 10d\n    colour: red"), ["colour"]),
+    ],
+)
+def test_a_bad_definition_is_one_message(tmp_path: Path, edit: tuple[str, str], words: list[str]) -> None:
+    text = DEFS.replace(*edit)
+    assert text != DEFS
+    with pytest.raises(ConfigError) as info:
+        load_catalog(tmp_path, {"conf/features/team/defs.yaml": text})
+    assert info.value.where and "conf/features/team/defs.yaml" in info.value.where
+    for word in words:
+        assert word in str(info.value), str(info.value)
+
+
+def test_hash_changes_with_the_definition_not_the_description(tmp_path: Path) -> None:
+    before = load_catalog(tmp_path, {"f.yaml": DEFS}).hashes()["spend@1"]
+    described = load_catalog(tmp_path, {"f.yaml": DEFS.replace("description: spend", "description: money")})
+    assert described.hashes()["spend@1"] == before
+    changed = load_catalog(tmp_path, {"f.yaml": DEFS.replace("window: 3d", "window: 4d")}).hashes()["spend@1"]
+    assert {f for f in before if before[f] != changed[f]} == {"total_3d", "share"}, "the ratio built on it too"
+
+
+def test_online_store_lookup_equals_the_training_join(tmp_path: Path) -> None:
+    """The same rows through the training join (DuckDB, offline) and through the online store
+    (materialised into a real SQLite file, looked up row by row as the service would): the
+    feature vectors are identical, TTL and missing entities included."""
+    from shipyard.features import FeatureLookup, lookup_spec, materialize
+
+    rng = np.random.default_rng(8)
+    base = pd.Timestamp("2024-01-01")
+    times = base + pd.to_timedelta(rng.integers(0, 60 * 86400, 300), unit="s")
+    pd.DataFrame(
+        {
+            "customer_id": rng.choice(["a", "b", "c"], 300),
+            "ts": times.strftime("%Y-%m-%d %H:%M:%S"),
+            "amount": rng.integers(1, 100, 300).astype(float),
+            "channel": rng.choice(["web", "app"], 300),
+        }
+    ).to_csv(tmp_path / "events.csv", index=False)
+    label_times = base + pd.to_timedelta(rng.integers(0, 90 * 86400, 120), unit="s")
+    labels = pd.DataFrame(
+        {"customer_id": rng.choice(["a", "b", "c", "z"], 120), "t": label_times.strftime("%Y-%m-%d %H:%M:%S")}
+    )
+    views = _views(tmp_path)
+    batch = build_training_frame(labels, views, "t", tmp_path)
+    store = tmp_path / "features.sqlite"
+    assert materialize(views, tmp_path, file=store) > 0
+    lookup = FeatureLookup(lookup_spec(views, "t", None), tmp_path, store.name)
+    try:
+        online = lookup.fill({c: list(labels[c]) for c in lookup.inputs})
+    finally:
+        lookup.close()
+    assert list(online) == lookup.columns == [c for c in batch.columns if c.startswith("spend__")]
+    served = pd.DataFrame(online).astype("float64")
+    assert served.isna().any().any() and served.notna().any().all(), "both found and missing values are compared"
+    pd.testing.assert_frame_equal(served, batch[lookup.columns].astype("float64"), check_exact=True)
