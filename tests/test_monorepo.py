@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from shipyard.engine.affected import affected_projects
 
 from .conftest import ROOT, Repo, make_repo
@@ -121,3 +122,26 @@ def test_team_package_model_trains_through_the_standard_pipeline(tmp_path: Path)
     project.write_text(project.read_text().replace("[mean radius, mean texture]", "[mean radius, mean area]"))
     ran, _proc = repo.train("tabular/breast_cancer_residual", "trainer.max_epochs=3", "trainer.progress_bar=false")
     assert ran[0] == "add_ratios" and "ingest" not in ran and "check" not in ran, ran
+
+
+def test_a_report_step_compiles_after_evaluate_with_its_own_outputs(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    project = repo.path / "conf" / "project" / "tabular" / "breast_cancer_residual.yaml"
+    project.write_text(
+        project.read_text() + "  test_ratios:\n    function: tabular_models.steps.add_ratios\n    placement: report\n"
+        "    inputs: [test_split]\n    outputs: {test_with_ratios: parquet}\n"
+        "    params: {ratios: {r: [mean radius, mean area]}}\n"
+    )
+    repo.run("compile", "tabular/breast_cancer_residual")
+    stages = yaml.safe_load((repo.path / "pipelines" / "tabular" / "breast_cancer_residual" / "dvc.yaml").read_text())[
+        "stages"
+    ]
+    names = list(stages)
+    assert names.index("add_ratios") < names.index("split") and names.index("evaluate") + 1 == names.index(
+        "test_ratios"
+    )
+    step = stages["test_ratios"]
+    assert step["outs"] == ["data/tabular/breast_cancer_residual/08_reporting/steps/test_with_ratios.parquet"]
+    assert "data/tabular/breast_cancer_residual/05_model_input/test.parquet" in step["deps"]
+    assert any(d.endswith("tabular_models") for d in step["deps"]), step["deps"]
+    assert step["params"] == [{"pipelines/tabular/breast_cancer_residual/params.yaml": ["steps.test_ratios"]}]

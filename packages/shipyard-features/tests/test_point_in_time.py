@@ -171,3 +171,28 @@ def test_online_store_lookup_equals_the_training_join(tmp_path: Path) -> None:
     served = pd.DataFrame(online).astype("float64")
     assert served.isna().any().any() and served.notna().any().all(), "both found and missing values are compared"
     pd.testing.assert_frame_equal(served, batch[lookup.columns].astype("float64"), check_exact=True)
+
+
+@pytest.mark.parametrize("only", [["last_amount"], ["total_3d", "n_all"]])
+def test_a_view_of_one_kind_of_feature_gives_the_same_values(tmp_path: Path, only: list[str]) -> None:
+    """A view with only `last` features (or only aggregations) is computed without the join of
+    the two halves; its values equal those of the view that has both."""
+    rng = np.random.default_rng(4)
+    times = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 20 * 86400, 200), unit="s")
+    pd.DataFrame(
+        {
+            "customer_id": rng.choice(["a", "b"], 200),
+            "ts": times.strftime("%Y-%m-%d %H:%M:%S"),
+            "amount": rng.integers(1, 100, 200).astype(float),
+            "channel": rng.choice(["web", "app"], 200),
+        }
+    ).to_csv(tmp_path / "events.csv", index=False)
+    labels = pd.DataFrame({"customer_id": rng.choice(["a", "b"], 50), "t": times[:50].strftime("%Y-%m-%d %H:%M:%S")})
+    catalog = load_catalog(tmp_path, {"f.yaml": DEFS})
+    full = build_training_frame(labels, resolve(catalog, [FeatureRefConf(view="spend", version=1)]), "t", tmp_path)
+    head, _, _ = DEFS.partition("    features:\n")
+    lines = [line for line in DEFS.splitlines() if any(line.strip().startswith(f"{f}:") for f in only)]
+    part = load_catalog(tmp_path, {"f.yaml": head + "    features:\n" + "\n".join(lines) + "\n"})
+    some = build_training_frame(labels, resolve(part, [FeatureRefConf(view="spend", version=1)]), "t", tmp_path)
+    columns = [f"spend__{f}" for f in only]
+    pd.testing.assert_frame_equal(some[columns], full[columns])

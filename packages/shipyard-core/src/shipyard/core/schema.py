@@ -504,7 +504,9 @@ class FeaturesConf:
     views: list[FeatureRefConf] = opt([], "shared feature views joined onto the label rows, point in time")
     event_time: str | None = opt(None, "the label rows' time column: a feature value comes from at or before it")
     online_store: str | None = opt(
-        None, "where the service and batch job look features up: a SQLAlchemy URL; null: SQLite inside each target"
+        None,
+        "the online store (shipyard.features.materialize): a SQLAlchemy URL; null: SQLite inside each target. "
+        "Not yet read by the service or the batch job",
     )
 
 

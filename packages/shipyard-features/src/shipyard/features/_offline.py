@@ -130,9 +130,17 @@ def feature_table(con: duckdb.DuckDBPyConnection, view: Mapping[str, Any], event
         if lasts
         else f"SELECT DISTINCT {KEY}, {TS} FROM ev"
     )
+    # Both halves have one row per (key, time); a view with one kind of feature needs no join.
+    if parts and lasts:
+        joined, side = f"agg a JOIN lst l ON a.{KEY} = l.{KEY} AND a.{TS} = l.{TS}", "a"
+    elif parts:
+        joined, side = "agg a", "a"
+    else:
+        joined, side = "lst l", "l"
+    select_keys = f"{side}.{KEY}, {side}.{TS}"
     sql = (
         f"CREATE OR REPLACE TEMP TABLE {_q(name)} AS WITH ev AS ({base}), agg AS ({agg_sql}), lst AS ({last_sql}) "
-        f"SELECT a.{KEY}, a.{TS}, {', '.join(outputs)} FROM agg a JOIN lst l ON a.{KEY} = l.{KEY} AND a.{TS} = l.{TS}"
+        f"SELECT {select_keys}, {', '.join(outputs)} FROM {joined}"
     )
     _run(con, sql, view)
 
