@@ -196,3 +196,65 @@ def test_a_view_of_one_kind_of_feature_gives_the_same_values(tmp_path: Path, onl
     some = build_training_frame(labels, resolve(part, [FeatureRefConf(view="spend", version=1)]), "t", tmp_path)
     columns = [f"spend__{f}" for f in only]
     pd.testing.assert_frame_equal(some[columns], full[columns])
+
+
+def test_the_lookup_names_why_a_row_has_no_features(tmp_path: Path) -> None:
+    """Each row the store cannot serve gets one reason: an entity the store does not know, one
+    with no value at or before the row's time, one whose latest value is older than the TTL;
+    a served row gets None and the values of its latest event at or before its time."""
+    from shipyard.features import FeatureLookup, lookup_spec, materialize
+
+    pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "b"],
+            "ts": ["2024-01-01 00:00:00", "2024-01-05 00:00:00", "2024-01-03 00:00:00"],
+            "amount": [10.0, 20.0, 5.0],
+            "channel": ["web", "app", "web"],
+        }
+    ).to_csv(tmp_path / "events.csv", index=False)
+    views = _views(tmp_path)
+    store = tmp_path / "features.db"
+    materialize(views, tmp_path, file=store)
+    lookup = FeatureLookup(lookup_spec(views, "t", None), tmp_path, store.name)
+    rows = {
+        "customer_id": ["a", "zz", "b", "b", "a"],
+        "t": ["2024-01-06 00:00:00", "2024-01-06", "2024-01-02 00:00:00", "2024-02-01T00:00:00Z", "2024-01-05"],
+    }
+    try:
+        values, reasons = lookup.lookup(rows)
+    finally:
+        lookup.close()
+    assert reasons[0] is None and values["spend__last_amount"][0] == 20.0
+    assert reasons[1] == "customer_id 'zz' is unknown to feature view spend@1"
+    assert reasons[2] == "customer_id 'b' has no spend@1 values at or before its t"
+    assert reasons[3] is not None and "older than the view's ttl (864000 s)" in reasons[3]
+    assert reasons[4] is None and values["spend__last_amount"][4] == 20.0, "an event at the row's time counts"
+    assert all(values[c][i] is None for c in values for i in (1, 2, 3))
+
+
+@pytest.mark.drill
+def test_materialize_never_replaces_a_file_it_did_not_write(tmp_path: Path) -> None:
+    """The fault: the store's path already holds someone else's file (a SQLite database of
+    another tool, or any file). Materialising must refuse with one message naming it, and leave
+    the file byte for byte as it was; a store Shipyard wrote is replaced."""
+    import sqlite3
+
+    from shipyard.core.errors import DataError
+    from shipyard.features import materialize
+
+    pd.DataFrame({"customer_id": ["a"], "ts": ["2024-01-01"], "amount": [1.0], "channel": ["web"]}).to_csv(
+        tmp_path / "events.csv", index=False
+    )
+    views = _views(tmp_path)
+    foreign = tmp_path / "features.db"
+    with sqlite3.connect(foreign) as con:
+        con.execute("CREATE TABLE mine (x INTEGER)")
+    con.close()
+    before = foreign.read_bytes()
+    with pytest.raises(DataError, match="not an online store Shipyard wrote"):
+        materialize(views, tmp_path, file=foreign)
+    assert foreign.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.csv", "features.db"], "no temporary file left"
+    ours = tmp_path / "ours.db"
+    assert materialize(views, tmp_path, file=ours) == 1
+    assert materialize(views, tmp_path, file=ours) == 1, "its own store is replaced"

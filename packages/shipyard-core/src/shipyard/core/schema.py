@@ -505,8 +505,9 @@ class FeaturesConf:
     event_time: str | None = opt(None, "the label rows' time column: a feature value comes from at or before it")
     online_store: str | None = opt(
         None,
-        "the online store (shipyard.features.materialize): a SQLAlchemy URL; null: SQLite inside each target. "
-        "Not yet read by the service or the batch job",
+        "the online store the service and batch job look features up in: a SQLAlchemy URL; null: an embedded "
+        "SQLite file (features.db) inside each target. Materialised by `make deploy` and "
+        "`shipyard features materialize`",
     )
 
 

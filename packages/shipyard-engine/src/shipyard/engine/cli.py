@@ -274,6 +274,18 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _materialize(args: argparse.Namespace) -> int:
+    from shipyard.core.errors import ConfigError
+    from shipyard.engine.features import materialize_targets
+
+    if not args.view or "/" not in args.view:
+        raise ConfigError("features materialize needs a project", fix="run `shipyard features materialize TEAM/NAME`")
+    paths, cfg = _compose(argparse.Namespace(project=args.view, overrides=[]))
+    for target, report in materialize_targets(paths, cfg).items():
+        print(f"{target}: {report['rows']} feature rows into {report['store']}")
+    return 0
+
+
 def cmd_deploy(args: argparse.Namespace) -> int:
     from shipyard.engine.deploy import deploy_dir, deploy_project, summary
 
@@ -385,6 +397,8 @@ def cmd_features(args: argparse.Namespace) -> int:
     from shipyard.engine.features import describe_view, list_views
 
     root = find_root()
+    if args.action == "materialize":
+        return _materialize(args)
     if args.action == "list":
         rows = list_views(root)
         if args.json:
@@ -499,9 +513,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_list)
     sub.add_parser("projects", help="list the projects under conf/project/").set_defaults(func=cmd_projects)
-    p = sub.add_parser("features", help="shared feature views under conf/features/: list, show VIEW[@VERSION]")
-    p.add_argument("action", choices=["list", "show"])
-    p.add_argument("view", nargs="?", metavar="VIEW[@VERSION]")
+    p = sub.add_parser(
+        "features",
+        help="shared feature views under conf/features/: list, show VIEW[@VERSION], materialize TEAM/NAME "
+        "(refresh the online store of a project's deployed service and batch job)",
+    )
+    p.add_argument("action", choices=["list", "show", "materialize"])
+    p.add_argument("view", nargs="?", metavar="VIEW[@VERSION] | TEAM/NAME")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_features)
     p = sub.add_parser("stage", help="run one compiled stage (what dvc.yaml calls)")

@@ -18,7 +18,18 @@ from shipyard.core.errors import ConfigError
 from shipyard.core.paths import ProjectPaths
 from shipyard.core.schema import ShipyardConfig
 
-__all__ = ["check_production", "describe_view", "list_views", "production_features", "project_views"]
+__all__ = [
+    "check_production",
+    "describe_view",
+    "list_views",
+    "materialize_store",
+    "materialize_targets",
+    "production_features",
+    "project_views",
+]
+
+# The deployed targets that look shared features up (an edge model takes its features as input).
+STORE_TARGETS = ("service", "batch")
 
 
 def project_views(config: ShipyardConfig, paths: ProjectPaths, *, guard: bool = True) -> list[dict[str, Any]]:
@@ -132,3 +143,50 @@ def describe_view(root: Path, ref: str) -> dict[str, Any]:
         "production_models": models,
         "feature_descriptions": {f: s.description for f, s in entry.view.features.items()},
     }
+
+
+def materialize_store(
+    paths: ProjectPaths, config: ShipyardConfig, manifest: dict[str, Any], folder: Path
+) -> dict[str, Any]:
+    """The online store of a model trained with shared features (its bundle's ``features``),
+    materialised into ``folder`` from the offline data by the compiled definitions (those the
+    join stage read, checked against the hashes the model was trained with)."""
+    import yaml
+    from shipyard.core.errors import DataError
+    from shipyard.features import check_hashes, write_store
+
+    if not paths.feature_defs.is_file():
+        raise DataError(
+            f"{paths.rel(paths.feature_defs)} is missing, so there are no definitions to materialise",
+            where=paths.rel(paths.feature_defs),
+            fix=f"compile the project first: make compile PROJECT={paths.project}",
+        )
+    views = yaml.safe_load(paths.feature_defs.read_text())["views"]
+    check_hashes(manifest, views, paths.project)
+    return write_store(folder, manifest, views, paths.root, config.features.online_store)
+
+
+def materialize_targets(paths: ProjectPaths, config: ShipyardConfig) -> dict[str, dict[str, Any]]:
+    """``shipyard features materialize``: refresh the online store of every built target of the
+    project that looks features up (new events in the offline data), each file replaced atomically."""
+    import json
+
+    from shipyard.core.errors import DataError
+    from shipyard.engine.deploy import deploy_dir
+
+    done = {}
+    for target in STORE_TARGETS:
+        folder = deploy_dir(paths, target)
+        meta = folder / "bundle" / "bundle.json"
+        if not meta.is_file():
+            continue
+        manifest = json.loads(meta.read_text()).get("features")
+        if manifest and manifest.get("views"):
+            done[target] = materialize_store(paths, config, manifest, folder)
+    if not done:
+        raise DataError(
+            f"{paths.project} has no built service or batch job whose model looks shared features up",
+            where=paths.rel(paths.root / "deploy" / paths.team / paths.name),
+            fix=f"deploy it first: make deploy PROJECT={paths.project}",
+        )
+    return done

@@ -7,7 +7,9 @@ Public surface:
 - :func:`load_catalog`, :func:`resolve`: read and check every definition; resolve a project's
   ``features.views`` into plain data with the hash of each feature used.
 - :func:`build_training_frame`: the point-in-time join of a project's label rows.
-- :func:`materialize`, :class:`FeatureLookup`: the online store and its request-time lookup.
+- :func:`materialize`, :class:`FeatureLookup`: the online store and its request-time lookup;
+  :func:`write_store`, :func:`open_lookup`: a deployed target's store (``features.json``,
+  ``features.db``), written at deploy and opened once per process by the service and batch job.
 """
 
 from __future__ import annotations
@@ -18,23 +20,39 @@ from typing import TYPE_CHECKING, Any
 from shipyard.features._catalog import Catalog, column_names, load_catalog, read_definition_files, resolve
 from shipyard.features._online import FeatureLookup, lookup_spec, materialize, table_name, to_micros
 from shipyard.features._schema import parse_duration
+from shipyard.features._serving import (
+    SPEC_FILE,
+    STORE_FILE,
+    check_hashes,
+    lookup_columns,
+    open_lookup,
+    store_columns,
+    write_store,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "SPEC_FILE",
+    "STORE_FILE",
     "Catalog",
     "FeatureLookup",
     "build_training_frame",
+    "check_hashes",
     "column_names",
     "load_catalog",
+    "lookup_columns",
     "lookup_spec",
     "materialize",
+    "open_lookup",
     "parse_duration",
     "read_definition_files",
     "resolve",
+    "store_columns",
     "table_name",
     "to_micros",
+    "write_store",
 ]
 
 

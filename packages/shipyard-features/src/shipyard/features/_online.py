@@ -147,6 +147,7 @@ def materialize(views: list[Mapping[str, Any]], root: Path, *, url: str | None =
     if file is not None:
         from shipyard.core.atomic import atomic_path
 
+        _check_own_file(file)
         with atomic_path(file) as tmp:
             tmp.unlink()
             engine = _engine(f"sqlite:///{tmp}")
@@ -171,6 +172,26 @@ def materialize(views: list[Mapping[str, Any]], root: Path, *, url: str | None =
         finally:
             engine.dispose()
     return sum(len(f) for f in frames)
+
+
+def _check_own_file(file: Path) -> None:
+    """Refuse to replace a file that is not a store Shipyard wrote (its bookkeeping table)."""
+    if not file.exists():
+        return
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{file}?mode=ro", uri=True) as con:
+            ours = con.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (BOOKKEEPING,)).fetchone() is not None
+        con.close()
+    except sqlite3.Error:
+        ours = False
+    if not ours:
+        raise DataError(
+            f"{file} exists and is not an online store Shipyard wrote, so it is left as it is",
+            where=str(file),
+            fix="move that file away, or materialise into another folder",
+        )
 
 
 def to_micros(values: Sequence[Any], column: str = "time") -> list[int | None]:
@@ -228,31 +249,53 @@ class FeatureLookup:
         return [c for v in self.spec["views"] for c in v["columns"]]
 
     def fill(self, rows: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
-        """The feature columns for ``rows`` (``{column: values}`` holding :attr:`inputs`)."""
+        """The feature columns for ``rows`` (``{column: values}`` holding :attr:`inputs`); a row
+        whose entity has no fresh value gets None (as the training join leaves it missing)."""
+        return self.lookup(rows)[0]
+
+    def lookup(self, rows: Mapping[str, Sequence[Any]]) -> tuple[dict[str, list[Any]], list[str | None]]:
+        """:meth:`fill`, and for each row None or why it has no value: its entity is unknown to
+        the store, has no value at or before the row's time, or only one older than the TTL."""
         import sqlalchemy
 
         times = to_micros(list(rows[self.event_time]), self.event_time)
         out: dict[str, list[Any]] = {}
+        reasons: list[str | None] = [None] * len(times)
         with self.engine.connect() as conn:
             for view in self.spec["views"]:
                 prefix = f"{view['view']}__"
                 stored = [c.removeprefix(prefix) for c in view["columns"]]
+                table = view["table"]
                 sql = sqlalchemy.text(
-                    f'SELECT "{TS}", {", ".join(chr(34) + c + chr(34) for c in stored)} FROM "{view["table"]}" '
+                    f'SELECT "{TS}", {", ".join(chr(34) + c + chr(34) for c in stored)} FROM "{table}" '
                     f'WHERE "{KEY}" = :k AND "{TS}" <= :t ORDER BY "{TS}" DESC LIMIT 1'
                 )
+                known = sqlalchemy.text(f'SELECT 1 FROM "{table}" WHERE "{KEY}" = :k LIMIT 1')
                 ttl = view.get("ttl_seconds")
+                name, key_column = f"{view['view']}@{view['version']}", view["join_key"]
                 values: list[list[Any]] = [[] for _ in stored]
-                for key, when in zip(rows[view["join_key"]], times, strict=True):
-                    found = None
-                    if key is not None and when is not None:
+                for i, (key, when) in enumerate(zip(rows[key_column], times, strict=True)):
+                    found, why = None, None
+                    if key is None or when is None:
+                        why = f"{key_column if key is None else self.event_time} is missing"
+                    else:
                         found = conn.execute(sql, {"k": str(key), "t": when}).first()
-                    if found is not None and ttl and when is not None and when - found[0] > int(ttl) * 1_000_000:
-                        found = None
+                        if found is None:
+                            unknown = conn.execute(known, {"k": str(key)}).first() is None
+                            why = (
+                                f"{key_column} {key!r} is unknown to feature view {name}"
+                                if unknown
+                                else f"{key_column} {key!r} has no {name} values at or before its {self.event_time}"
+                            )
+                        elif ttl and when - found[0] > int(ttl) * 1_000_000:
+                            found = None
+                            why = f"{key_column} {key!r}: its {name} values are older than the view's ttl ({ttl} s)"
+                    if why is not None and reasons[i] is None:
+                        reasons[i] = why
                     for j in range(len(stored)):
                         values[j].append(None if found is None else found[j + 1])
                 out.update(zip(view["columns"], values, strict=True))
-        return out
+        return out, reasons
 
     def close(self) -> None:
         self.engine.dispose()
