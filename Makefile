@@ -108,6 +108,7 @@ bench: setup ## run the benchmarks and print their ratios (about 10 minutes)
 	$(BIN)/python benchmarks/bench_edge.py
 	$(BIN)/python benchmarks/bench_search.py
 	$(BIN)/python benchmarks/bench_scale.py
+	$(BIN)/python benchmarks/bench_features.py
 
 docs: setup ## regenerate docs/configuration.md from the config schema (CI checks it is current)
 	$(BIN)/python tools/config_reference.py

@@ -67,6 +67,29 @@ CASES = [
 ]
 
 
+# A team's own steps, on the project that declares one (tabular/breast_cancer_residual).
+STEP_CASES = [
+    (["+steps.r.function=os.system"], ["a new step cannot be added by a command-line override", "under steps:"]),
+    (["steps.add_ratios.function=os.system"], ["'os.system' is not a registered step function", "shipyard.steps"]),
+    (["steps.add_ratios.inputs=[metrics]"], ["a data step cannot read 'metrics'", "dataset, check_report"]),
+    (["steps.add_ratios.params.ratio={}"], ["unknown key steps.add_ratios.params.ratio", 'did you mean "ratios"']),
+    (["steps.add_ratios.outputs={dataset: parquet}"], ["step output 'dataset' is not a new dataset name"]),
+    (["steps.add_ratios.placement=middle"], ["steps.add_ratios.placement", "data, report"]),
+]
+
+
+@pytest.mark.parametrize(("overrides", "words"), STEP_CASES, ids=[" ".join(c[0]) for c in STEP_CASES])
+def test_step_config_error_message(
+    overrides: list[str], words: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHIPYARD_ROOT", str(ROOT))
+    code, err = _config(capsys, *overrides, project="tabular/breast_cancer_residual")
+    assert code == 2 and err.startswith("config error: ") and "Traceback" not in err, err
+    for word in words:
+        assert word in err, f"{word!r} not in:\n{err}"
+    assert "fix: " in err
+
+
 def _config(capsys: pytest.CaptureFixture[str], *overrides: str, project: str = PROJECT) -> tuple[int, str]:
     code = main(["config", project, *overrides])
     return code, capsys.readouterr().err

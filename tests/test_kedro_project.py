@@ -56,6 +56,11 @@ def test_kedro_registry_lists_every_compiled_project_of_this_repository() -> Non
     assert proc.returncode == 0, proc.stderr[-3000:]
     described = yaml.safe_load(proc.stdout[proc.stdout.index("Nodes:") :])["Nodes"]
     assert described == [f"{NS}.{s.name} ({s.name})" for s in NODES]
+    # A project with a team's own step: its pipeline is the built-in nodes plus that step.
+    proc = _tool(ROOT, "kedro", "registry", "describe", "tabular.breast_cancer_residual")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    nodes = yaml.safe_load(proc.stdout[proc.stdout.index("Nodes:") :])["Nodes"]
+    assert "tabular.breast_cancer_residual.add_ratios (step_add_ratios)" in nodes, nodes
 
 
 @pytest.fixture(scope="module")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+import yaml
 from shipyard.engine.affected import affected_projects
 
 from .conftest import ROOT, Repo, make_repo
@@ -68,6 +72,19 @@ def test_affected_by_a_team_package_change(mono: Repo) -> None:
     assert _affected(mono) == {"tabular/breast_cancer_residual"}
 
 
+def test_affected_by_a_team_package_that_provides_only_a_step(mono: Repo) -> None:
+    """A project with the framework's own model but the tabular team's step depends on that package."""
+    project = mono.path / "conf" / "project" / "vision" / "digits_ratios.yaml"
+    project.write_text(
+        (mono.path / "conf" / "project" / "vision" / "digits.yaml").read_text()
+        + "\nsteps:\n  ratios:\n    function: tabular_models.steps.add_ratios\n    inputs: [dataset]\n"
+        "    outputs: {with_ratios: parquet}\n    params: {ratios: {r: [pixel_0_1, pixel_0_2]}}\n"
+    )
+    _commit(mono.path, "a project with a team step")
+    (mono.path / "packages" / "tabular-models" / "src" / "code.py").write_text("x = 2\n")
+    assert _affected(mono) == {"tabular/breast_cancer_residual", "vision/digits_ratios"}
+
+
 def test_affected_by_a_data_change(mono: Repo) -> None:
     pointer = mono.path / "data" / "vision" / "digits" / "01_raw" / "digits.csv.dvc"
     pointer.parent.mkdir(parents=True)
@@ -89,3 +106,42 @@ def test_team_package_model_trains_through_the_standard_pipeline(tmp_path: Path)
     assert meta["model"]["_target_"] == "tabular_models.ResidualMLP"  # type: ignore[index]
     dvc_yaml = (repo.path / "pipelines" / "tabular" / "breast_cancer_residual" / "dvc.yaml").read_text()
     assert "tabular_models" in dvc_yaml, "the team package's code is a dependency of training"
+    # The team's own data step (steps.add_ratios) ran as its own stage before the split, and the
+    # split read its output: the new columns are in the training rows.
+    assert ran.index("check") < ran.index("add_ratios") < ran.index("split")
+    data = repo.data("tabular/breast_cancer_residual")
+    table = pd.read_parquet(data / "02_intermediate" / "steps" / "dataset_ratios.parquet")
+    expected = table["mean radius"] / table["mean texture"]
+    assert np.allclose(table["radius_to_texture"], expected)
+    assert "radius_to_texture" in pd.read_parquet(data / "05_model_input" / "train.parquet").columns
+    # Lineage: the version's card holds the team package's source hash among the code deps.
+    card = json.loads(repo.run("lineage", "tabular/breast_cancer_residual", "v1.0.0", "--json").stdout)
+    assert any("tabular_models" in path for path in card["code"]), card["code"]
+    # A change of the step's parameters reruns the step and what follows it, not ingest or check.
+    project = repo.path / "conf" / "project" / "tabular" / "breast_cancer_residual.yaml"
+    project.write_text(project.read_text().replace("[mean radius, mean texture]", "[mean radius, mean area]"))
+    ran, _proc = repo.train("tabular/breast_cancer_residual", "trainer.max_epochs=3", "trainer.progress_bar=false")
+    assert ran[0] == "add_ratios" and "ingest" not in ran and "check" not in ran, ran
+
+
+def test_a_report_step_compiles_after_evaluate_with_its_own_outputs(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    project = repo.path / "conf" / "project" / "tabular" / "breast_cancer_residual.yaml"
+    project.write_text(
+        project.read_text() + "  test_ratios:\n    function: tabular_models.steps.add_ratios\n    placement: report\n"
+        "    inputs: [test_split]\n    outputs: {test_with_ratios: parquet}\n"
+        "    params: {ratios: {r: [mean radius, mean area]}}\n"
+    )
+    repo.run("compile", "tabular/breast_cancer_residual")
+    stages = yaml.safe_load((repo.path / "pipelines" / "tabular" / "breast_cancer_residual" / "dvc.yaml").read_text())[
+        "stages"
+    ]
+    names = list(stages)
+    assert names.index("add_ratios") < names.index("split") and names.index("evaluate") + 1 == names.index(
+        "test_ratios"
+    )
+    step = stages["test_ratios"]
+    assert step["outs"] == ["data/tabular/breast_cancer_residual/08_reporting/steps/test_with_ratios.parquet"]
+    assert "data/tabular/breast_cancer_residual/05_model_input/test.parquet" in step["deps"]
+    assert any(d.endswith("tabular_models") for d in step["deps"]), step["deps"]
+    assert step["params"] == [{"pipelines/tabular/breast_cancer_residual/params.yaml": ["steps.test_ratios"]}]

@@ -7,7 +7,7 @@ import yaml
 from shipyard.core.compose import compose, list_projects, load, to_dict
 from shipyard.core.paths import ProjectPaths
 from shipyard.engine.compiler import render
-from shipyard.engine.pipeline import NODES
+from shipyard.engine.pipeline import project_nodes
 from shipyard.train.schemas import MLPConf
 
 from .conftest import ROOT
@@ -28,7 +28,7 @@ def test_project_composes_and_compiles(project: str) -> None:
     assert config["project"]["team"] == team and config["project"]["name"] == name
     dvc_yaml, params = render(typed, ProjectPaths.of(ROOT, project))
     stages = yaml.safe_load(dvc_yaml)["stages"]
-    assert list(stages) == [n.name for n in NODES]
+    assert list(stages) == [n.name for n in project_nodes(typed)]
     assert yaml.safe_load(params) == config
     assert to_dict(load(yaml.safe_load(params), ROOT)) == config, "params.yaml reads back through the schema"
 

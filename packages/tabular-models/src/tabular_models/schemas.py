@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -10,3 +10,10 @@ class ResidualMLPConf:
     width: int = 64
     blocks: int = 2
     dropout: float = 0.1
+
+
+@dataclass
+class RatiosConf:
+    """Parameters of :func:`tabular_models.steps.add_ratios`: new column -> [numerator, denominator]."""
+
+    ratios: dict[str, list[str]] = field(default_factory=dict)

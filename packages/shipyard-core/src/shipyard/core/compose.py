@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from shipyard.core.errors import ConfigError, did_you_mean
 from shipyard.core.paths import parse_project
-from shipyard.core.schema import ModelConf, ParamConf, ShipyardConfig, register_schemas
+from shipyard.core.schema import ModelConf, ParamConf, ShipyardConfig, StepConf, register_schemas
 
 __all__ = ["compose", "config_files", "dump", "list_projects", "load", "section", "to_dict"]
 
@@ -36,7 +36,7 @@ _YAML_FIX = "fix the YAML at that line (a key written twice, indentation, a miss
 _GROUPS = ("data", "checks", "split", "model", "trainer", "gate", "search", "env", "team", "project", "experiment")
 # Sections whose content is checked by its own schema after composing (a model's registered
 # parameters, a search space's entries): Hydra may add keys there without a leading '+'.
-_OPEN = ("model.", "search.space.")
+_OPEN = ("model.", "search.space.", "steps.")
 
 
 def list_projects(root: Path) -> list[str]:
@@ -248,6 +248,16 @@ def _schema_error(
             where=where,
             key=full,
             fix=("valid keys here: " + ", ".join(siblings)) if siblings else "remove the key",
+        )
+    if isinstance(exc, ValidationError) and "is not a subclass of StepConf" in str(exc):
+        # OmegaConf cannot assign a plain mapping to a new typed entry, which is what an
+        # override adding a step does; a project file merges (and types) it.
+        return ConfigError(
+            f"steps.{inner}: a new step cannot be added by a command-line override",
+            where=where,
+            key=f"steps.{inner}",
+            fix="declare it in the project file under steps: (function, inputs, outputs, params); "
+            "overrides may then change its keys, e.g. steps.<name>.inputs=[dataset]",
         )
     allowed = _allowed(owner, field)
     if isinstance(exc, ValidationError) and allowed:
@@ -463,6 +473,7 @@ def validate(data: Any, root: Path, locate: _Locator | None = None) -> ShipyardC
         raise _schema_error(exc, locate, data=data) from exc
     try:
         cfg.model = _model(cfg.model, locate)
+        cfg.steps = {name: _step(name, step, locate) for name, step in cfg.steps.items()}
         if cfg.search is not None:
             cfg.search.space = _space(cfg.search.space, locate)
         rules.check(cfg, root, _value_checker(cfg, root, locate))
@@ -495,6 +506,27 @@ def _model(section: Any, locate: _Locator) -> ModelConf:
         raise _schema_error(exc, locate, prefix="model.", schema=schema, data=params) from exc
     check_bounds(typed, "model.")
     return ModelConf(target=target, params=typed)
+
+
+def _step(name: str, step: StepConf, locate: _Locator) -> StepConf:
+    """A team step with its parameters typed by the dataclass its function registered."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+    from shipyard.core.registry import STEPS, component_schema
+    from shipyard.core.rules import check_bounds
+
+    schema = component_schema(step.function, key=f"steps.{name}.function", group=STEPS)
+    if isinstance(step.params, schema):
+        return step
+    params = step.params if isinstance(step.params, dict) else {}
+    if step.params is not None and not isinstance(step.params, dict):
+        raise ConfigError(f"steps.{name}.params must be a mapping", key=f"steps.{name}.params", value=step.params)
+    try:
+        typed = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), params))
+    except OmegaConfBaseException as exc:
+        raise _schema_error(exc, locate, prefix=f"steps.{name}.params.", schema=schema, data=params) from exc
+    check_bounds(typed, f"steps.{name}.params.")
+    return dataclasses.replace(step, params=typed)
 
 
 def _space(space: dict[str, Any], locate: _Locator) -> dict[str, ParamConf]:

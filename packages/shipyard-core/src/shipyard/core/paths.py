@@ -14,13 +14,14 @@ from pathlib import Path
 
 from shipyard.core.errors import ConfigError
 
-__all__ = ["ARTIFACTS", "ProjectPaths", "find_root", "parse_project"]
+__all__ = ["ARTIFACTS", "ONLINE_STORE_FILE", "ProjectPaths", "find_root", "parse_project"]
 
 _PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*/[a-z0-9][a-z0-9_\-]*$")
 # Kedro's data layer names, under data/<team>/<name>/.
 _DATA_LAYERS = (
     "01_raw",
     "02_intermediate",
+    "04_feature",
     "05_model_input",
     "06_models",
     "07_model_output",
@@ -31,6 +32,8 @@ _DATA_LAYERS = (
 # Every artifact a project's pipeline writes: name -> (layer, file or folder name).
 ARTIFACTS: dict[str, tuple[str, str]] = {
     "dataset": ("02_intermediate", "dataset.parquet"),
+    "training_frame": ("04_feature", "training_frame.parquet"),
+    "feature_manifest": ("04_feature", "features.json"),
     "check_report": ("08_reporting", "data_checks.json"),
     "check_summary": ("08_reporting", "data_checks.txt"),
     "train_split": ("05_model_input", "train.parquet"),
@@ -49,6 +52,11 @@ ARTIFACTS: dict[str, tuple[str, str]] = {
     "train_workdir": ("06_models", ".train"),
 }
 DEPLOY_TARGETS = ("service", "batch", "edge")
+# A team step's outputs: data steps' beside the ingested data, report steps' beside the reports.
+STEP_LAYERS = {"data": "02_intermediate", "report": "08_reporting"}
+STEP_SUFFIX = {"parquet": ".parquet", "csv": ".csv", "json": ".json", "text": ".txt"}
+# The embedded online store a built service or batch job carries (features.online_store: null).
+ONLINE_STORE_FILE = "features.sqlite"
 
 
 def find_root(start: Path | None = None) -> Path:
@@ -112,6 +120,11 @@ class ProjectPaths:
         return self.pipeline_dir / "params.yaml"
 
     @property
+    def feature_defs(self) -> Path:
+        """The feature definitions the project uses, compiled from conf/features/ with their hashes."""
+        return self.pipeline_dir / "features.yaml"
+
+    @property
     def data_dir(self) -> Path:
         return self.root / "data" / self.team / self.name
 
@@ -124,6 +137,10 @@ class ProjectPaths:
         """The file or folder of one pipeline artifact (see :data:`ARTIFACTS`)."""
         layer, filename = ARTIFACTS[name]
         return self.layer(layer) / filename
+
+    def step_output(self, name: str, kind: str, placement: str) -> Path:
+        """The file of a team step's output ``name`` (its kind and the step's placement)."""
+        return self.layer(STEP_LAYERS[placement]) / "steps" / f"{name}{STEP_SUFFIX[kind]}"
 
     @property
     def deploy_root(self) -> Path:

@@ -38,13 +38,16 @@ from shipyard.core.schema import (
     SourceKind,
     SplitConf,
     SplitKind,
+    StepPlacement,
     TrainerConf,
 )
 
 __all__ = [
+    "BUILTIN_STAGES",
     "METRICS",
     "SEARCHABLE",
     "SPLIT_USUAL",
+    "STEP_INPUTS",
     "Constraint",
     "check",
     "check_bounds",
@@ -66,6 +69,30 @@ TRAIN_METRICS = ("train_seconds", "epochs")
 SEARCHABLE = ("model", "optim", "trainer")
 # Outside these ranges a split fraction is legal but unusual: composing warns.
 SPLIT_USUAL = {"train": (0.60, 0.95), "val": (0.03, 0.20), "test": (0.02, 0.20)}
+# The built-in stages (shipyard.engine.pipeline.NODES; join_features only with features.views) and
+# the pipeline datasets a team's step may read, by placement (a test keeps these and the engine's
+# table the same).
+BUILTIN_STAGES = ("ingest", "check", "join_features", "split", "fit_preprocessing", "train", "evaluate", "gate")
+STEP_INPUTS: dict[str, tuple[str, ...]] = {
+    "data": ("dataset", "check_report", "training_frame"),
+    "report": (
+        "dataset",
+        "check_report",
+        "training_frame",
+        "train_split",
+        "val_split",
+        "test_split",
+        "split_manifest",
+        "preprocessor",
+        "model_bundle",
+        "train_report",
+        "learning_curve",
+        "metrics",
+        "confusion",
+        "gate_report",
+    ),
+}
+_STEP_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _NAME = re.compile(r"^[a-z0-9]([-._a-z0-9]*[a-z0-9])?$")
 _ENV_VAR = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-?LW#]+$")
@@ -393,6 +420,93 @@ def _across(cfg: ShipyardConfig) -> None:
         _metric(f"gate.thresholds.{name}", name, known)
     if cfg.deploy.edge.metric != "auto":
         _metric("deploy.edge.metric", cfg.deploy.edge.metric, list(METRICS[task]), "a metric of this task")
+    _features(cfg)
+    _steps(cfg)
+
+
+def _features(cfg: ShipyardConfig) -> None:
+    features = cfg.features
+    if not features.views:
+        return
+    if not features.event_time:
+        raise _err(
+            "features.event_time",
+            "features.views joins features point in time, so it needs the label rows' time column",
+            None,
+            "set features.event_time to the column holding each row's time (features come from at or before it)",
+        )
+    if features.event_time in cfg.data.drop or features.event_time in (cfg.data.target, cfg.data.key):
+        raise _err(
+            "features.event_time",
+            f"features.event_time {features.event_time!r} is the key, the target or in data.drop, so the join "
+            "never sees it",
+            features.event_time,
+            "keep it out of data.drop: the feature join uses it and then leaves it out of the model's features",
+        )
+    seen: set[tuple[str, int]] = set()
+    for i, ref in enumerate(features.views):
+        if (ref.view, ref.version) in seen:
+            raise _err(f"features.views[{i}]", f"{ref.view}@{ref.version} is listed twice", ref.view, "list it once")
+        seen.add((ref.view, ref.version))
+        if ref.features is not None and not ref.features:
+            raise _err(
+                f"features.views[{i}].features", "an empty list of features joins nothing", [], "name some, or null"
+            )
+
+
+def _steps(cfg: ShipyardConfig) -> None:
+    """A team step's name, placement, inputs and outputs against the pipeline's datasets."""
+    produced: dict[str, str] = {}  # an earlier step's output -> that step's placement
+    seen_report = False
+    builtin = set(STEP_INPUTS["report"]) | set(BUILTIN_STAGES)
+    for name, step in cfg.steps.items():
+        key = f"steps.{name}"
+        placement = str(step.placement)
+        if not _STEP_NAME.match(name) or name in BUILTIN_STAGES:
+            raise _err(
+                key,
+                f"{name!r} cannot name a step" + (": it is a built-in stage" if name in BUILTIN_STAGES else ""),
+                name,
+                "use lower-case letters, digits and '_' (starting with a letter), not a built-in stage's name: "
+                + ", ".join(BUILTIN_STAGES),
+            )
+        if step.placement == StepPlacement.data and seen_report:
+            raise _err(
+                f"{key}.placement",
+                f"data step {name!r} comes after a report step",
+                placement,
+                "list the data steps first, then the report steps (steps run in the order written)",
+            )
+        seen_report = seen_report or step.placement == StepPlacement.report
+        allowed = [i for i in STEP_INPUTS[placement] if i != "training_frame" or cfg.features.views]
+        allowed += [o for o, where in produced.items() if where == "data" or placement == "report"]
+        for j, item in enumerate(step.inputs):
+            if item not in allowed:
+                raise _err(
+                    f"{key}.inputs[{j}]",
+                    f"a {placement} step cannot read {item!r}{did_you_mean(item, allowed)}",
+                    item,
+                    "read one of: " + ", ".join(allowed),
+                )
+        if not step.outputs:
+            raise _err(f"{key}.outputs", f"step {name!r} declares no outputs", None, "declare {name: kind} outputs")
+        for output in step.outputs:
+            if not _STEP_NAME.match(output) or output in builtin or output in produced or output in cfg.steps:
+                raise _err(
+                    f"{key}.outputs.{output}",
+                    f"step output {output!r} is not a new dataset name",
+                    output,
+                    "name each output once, in lower case, apart from the pipeline's datasets and stages",
+                )
+            produced[output] = placement
+        first_kind = str(next(iter(step.outputs.values())))
+        if step.placement == StepPlacement.data and first_kind != "parquet":
+            raise _err(
+                f"{key}.outputs",
+                f"data step {name!r}: its first output is the table the split reads, so parquet, not {first_kind}",
+                first_kind,
+                "list the output table first, as `<name>: parquet`",
+            )
 
 
 # -- search --------------------------------------------------------------------------------------

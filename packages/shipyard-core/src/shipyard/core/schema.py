@@ -28,9 +28,12 @@ __all__ = [
     "ChecksConf",
     "ColumnCheckConf",
     "DataConf",
+    "DatasetKind",
     "DeployConf",
     "DeployTarget",
     "EdgeConf",
+    "FeatureRefConf",
+    "FeaturesConf",
     "ModelConf",
     "OptimConf",
     "PreprocessConf",
@@ -41,6 +44,8 @@ __all__ = [
     "SourceConf",
     "SplitConf",
     "SplitKind",
+    "StepConf",
+    "StepPlacement",
     "Task",
     "TrainerConf",
     "doc_of",
@@ -219,6 +224,18 @@ class Pruner(StrEnum):
     none = "none"
     median = "median"
     hyperband = "hyperband"
+
+
+class StepPlacement(StrEnum):
+    data = "data"
+    report = "report"
+
+
+class DatasetKind(StrEnum):
+    parquet = "parquet"
+    csv = "csv"
+    json = "json"
+    text = "text"
 
 
 class Among(StrEnum):
@@ -459,6 +476,41 @@ class SearchConf:
     select: SelectConf = opt(SelectConf, "which trial becomes the result")
 
 
+# -- a team's own steps and shared features -------------------------------------------------------
+
+
+@dataclass
+class StepConf:
+    function: str = opt(MISSING, "a registered step function (entry point group shipyard.steps)")
+    placement: StepPlacement = opt(
+        StepPlacement.data,
+        "data: after check (and the feature join), before split; its first output is the table split reads. "
+        "report: after evaluate",
+    )
+    inputs: list[str] = opt([], "datasets it reads: the pipeline's (dataset, metrics, ...) or an earlier step's")
+    outputs: dict[str, DatasetKind] = opt(MISSING, "its new datasets and kinds; a data step's first is a parquet table")
+    params: Any = opt({}, "its parameters, checked against the dataclass its function registered")
+
+
+@dataclass
+class FeatureRefConf:
+    view: str = opt(MISSING, "a feature view declared under conf/features/ (`shipyard features list`)")
+    version: int = opt(MISSING, "the view's version", ge=1)
+    features: list[str] | None = opt(None, "the view's features to join; null: all of them")
+
+
+@dataclass
+class FeaturesConf:
+    views: list[FeatureRefConf] = opt([], "shared feature views joined onto the label rows, point in time")
+    event_time: str | None = opt(None, "the label rows' time column: a feature value comes from at or before it")
+    online_store: str | None = opt(
+        None,
+        "the online store the service and batch job look features up in: a SQLAlchemy URL; null: an embedded "
+        "SQLite file (features.db) inside each target. Materialised by `make deploy` and "
+        "`shipyard features materialize`",
+    )
+
+
 # -- deployment --------------------------------------------------------------------------------
 
 
@@ -606,6 +658,8 @@ class ShipyardConfig:
     checks: ChecksConf = opt(ChecksConf, "")
     split: SplitConf = opt(SplitConf, "")
     preprocess: PreprocessConf = opt(PreprocessConf, "")
+    features: FeaturesConf = opt(FeaturesConf, "shared feature views (conf/features/) joined before the split")
+    steps: dict[str, StepConf] = opt({}, "a team's own pipeline steps by name, in order: data steps, then report steps")
     model: Any = opt(MISSING, "a registered model: _target_ plus its parameters (model=mlp, model=cnn)")
     optim: OptimConf = opt(OptimConf, "")
     trainer: TrainerConf = opt(TrainerConf, "")

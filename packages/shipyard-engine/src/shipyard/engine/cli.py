@@ -274,6 +274,18 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _materialize(args: argparse.Namespace) -> int:
+    from shipyard.core.errors import ConfigError
+    from shipyard.engine.features import materialize_targets
+
+    if not args.view or "/" not in args.view:
+        raise ConfigError("features materialize needs a project", fix="run `shipyard features materialize TEAM/NAME`")
+    paths, cfg = _compose(argparse.Namespace(project=args.view, overrides=[]))
+    for target, report in materialize_targets(paths, cfg).items():
+        print(f"{target}: {report['rows']} feature rows into {report['store']}")
+    return 0
+
+
 def cmd_deploy(args: argparse.Namespace) -> int:
     from shipyard.engine.deploy import deploy_dir, deploy_project, summary
 
@@ -325,6 +337,9 @@ def cmd_lineage(args: argparse.Namespace) -> int:
         print(f"  data:        {path} md5 {digest}")
     for path, digest in card.get("code", {}).items():
         print(f"  code:        {path} md5 {digest}")
+    for view, hashes in card.get("features", {}).items():
+        listed = ", ".join(f"{name} {digest[:12]}" for name, digest in hashes.items())
+        print(f"  features:    {view}: {listed}")
     env = card.get("environment", {})
     print(f"  params:      sha256 {card.get('params_sha256', '')[:16]}…  seed {card.get('seed')}")
     print(
@@ -371,6 +386,50 @@ def cmd_projects(args: argparse.Namespace) -> int:
 
     for name in list_projects(find_root()):
         print(name)
+    return 0
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    """``features list``: every view and version; ``features show VIEW[@VERSION]``: one view,
+    its features with their hashes, the projects that use it and the production models on it."""
+    from shipyard.core.errors import ConfigError
+    from shipyard.core.paths import find_root
+    from shipyard.engine.features import describe_view, list_views
+
+    root = find_root()
+    if args.action == "materialize":
+        return _materialize(args)
+    if args.action == "list":
+        rows = list_views(root)
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return 0
+        if not rows:
+            print("no feature views: declare them under conf/features/<team>/*.yaml (see README)")
+        for row in rows:
+            ttl = f", ttl {row['ttl']}" if row["ttl"] else ""
+            head = f"{row['view']}@{row['version']}  {row['owner']}"
+            print(f"{head}  entity {row['entity']}, source {row['source']}{ttl}")
+            print(f"    {row['description']}")
+            print(f"    features: {', '.join(row['features'])}")
+        return 0
+    if not args.view:
+        raise ConfigError("features show needs a view", fix="run `shipyard features show VIEW[@VERSION]`")
+    view = describe_view(root, args.view)
+    if args.json:
+        print(json.dumps(view, indent=2, default=str))
+        return 0
+    print(f"{view['view']}@{view['version']}  (versions: {', '.join(map(str, view['versions']))})  {view['file']}")
+    print(f"  owner:       {view['owner']} (team {view['team']})")
+    print(f"  description: {view['description']}")
+    print(f"  entity:      {view['entity']} (join key {view['join_key']})")
+    print(f"  source:      {view['source'].get('path') or view['source'].get('url')} (event time {view['event_time']})")
+    print(f"  ttl:         {view['ttl_seconds']} s" if view["ttl_seconds"] else "  ttl:         none")
+    for name, spec in view["features"].items():
+        what = {k: v for k, v in spec.items() if k not in ("hash", "window_seconds")}
+        print(f"  {name}: {what}  hash {spec['hash'][:12]}  {view['feature_descriptions'].get(name, '')}")
+    print(f"  used by:     {', '.join(view['used_by']) or 'no project'}")
+    print(f"  production:  {', '.join(view['production_models']) or 'no production model'}")
     return 0
 
 
@@ -454,6 +513,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_list)
     sub.add_parser("projects", help="list the projects under conf/project/").set_defaults(func=cmd_projects)
+    p = sub.add_parser(
+        "features",
+        help="shared feature views under conf/features/: list, show VIEW[@VERSION], materialize TEAM/NAME "
+        "(refresh the online store of a project's deployed service and batch job)",
+    )
+    p.add_argument("action", choices=["list", "show", "materialize"])
+    p.add_argument("view", nargs="?", metavar="VIEW[@VERSION] | TEAM/NAME")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_features)
     p = sub.add_parser("stage", help="run one compiled stage (what dvc.yaml calls)")
     p.add_argument("project", metavar="TEAM/NAME")
     p.add_argument("stage")

@@ -23,7 +23,7 @@ from shipyard.core.compose import to_dict
 from shipyard.core.errors import ConfigError
 from shipyard.core.paths import ProjectPaths
 from shipyard.core.schema import ShipyardConfig, SourceConf, SourceKind
-from shipyard.engine.pipeline import DATASETS, NODES, param_keys
+from shipyard.engine.pipeline import param_keys, project_datasets, project_nodes
 
 __all__ = ["LAUNCHER", "check_params_yaml", "compile_project", "hand_edits", "package_source", "stage_command"]
 
@@ -56,7 +56,8 @@ def package_source(layer: str, root: Path) -> str:
 
 
 def _model_source(target: str, root: Path) -> list[str]:
-    """The source folder of a team package that provides the model (shipyard's own are deps already)."""
+    """The source folder of a team package that provides the model or a step (shipyard's own
+    are deps already)."""
     import importlib.util
 
     top = target.split(".")[0]
@@ -89,14 +90,24 @@ def stage_command(project: str, stage: str) -> str:
     return f"sh {LAUNCHER} {project} {stage}"
 
 
-def _stage(spec: Any, config: ShipyardConfig, paths: ProjectPaths) -> dict[str, Any]:
+def _stage(
+    spec: Any, config: ShipyardConfig, paths: ProjectPaths, views: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     root = paths.root
-    deps = [paths.rel(DATASETS[name].path(paths)) for name in spec.inputs if name in DATASETS]
+    datasets = project_datasets(config)
+    deps = [paths.rel(datasets[name].path(paths)) for name in spec.inputs if name in datasets]
     if spec.name == "ingest":
         deps += _source_deps(config.data.source)
+    if spec.name == "join_features":
+        from shipyard.core.compose import section
+
+        for view in views or []:
+            deps += [d for d in _source_deps(section(SourceConf, view["source"], "source")) if d not in deps]
     deps += [package_source(layer, root) for layer in ("core", *spec.packages)]
     if "train" in spec.packages:
         deps += _model_source(config.model.target, root)
+    if spec.name in config.steps:
+        deps += _model_source(config.steps[spec.name].function, root)
     stage: dict[str, Any] = {
         "cmd": stage_command(paths.project, spec.name),
         "wdir": os.path.relpath(root, paths.pipeline_dir),
@@ -111,7 +122,7 @@ def _stage(spec: Any, config: ShipyardConfig, paths: ProjectPaths) -> dict[str, 
         stage["always_changed"] = True
     groups: dict[str, list[Any]] = {"outs": [], "metrics": [], "plots": []}
     for name in spec.outputs:
-        ds = DATASETS[name]
+        ds = datasets[name]
         path = paths.rel(ds.path(paths))
         if ds.role == "metrics":
             groups["metrics"].append(path)
@@ -123,10 +134,17 @@ def _stage(spec: Any, config: ShipyardConfig, paths: ProjectPaths) -> dict[str, 
     return stage
 
 
-def render(config: ShipyardConfig, paths: ProjectPaths) -> tuple[str, str]:
+def render_features(views: list[dict[str, Any]], paths: ProjectPaths) -> str:
+    """The text of the project's ``features.yaml``: the definitions it uses, resolved, with the
+    hash of each feature (the join stage's dependency and the version's lineage)."""
+    header = HEADER.format(project=paths.project).replace("edit the YAML under conf/", "edit conf/features/")
+    return header + yaml.safe_dump({"views": views}, sort_keys=False, width=100)
+
+
+def render(config: ShipyardConfig, paths: ProjectPaths, views: list[dict[str, Any]] | None = None) -> tuple[str, str]:
     """The text of ``dvc.yaml`` and ``params.yaml`` for ``config``."""
     header = HEADER.format(project=paths.project)
-    stages = {spec.name: _stage(spec, config, paths) for spec in NODES}
+    stages = {spec.name: _stage(spec, config, paths, views) for spec in project_nodes(config)}
     dvc_yaml = header + yaml.safe_dump({"stages": stages}, sort_keys=False, width=100)
     body = yaml.safe_dump(to_dict(config), sort_keys=False, width=100)
     params = header + DIGEST + hashlib.sha256(body.encode()).hexdigest() + "\n" + body
@@ -225,16 +243,27 @@ def check_params_yaml(config: ShipyardConfig, paths: ProjectPaths, text: str | N
 
 
 def compile_project(config: ShipyardConfig, paths: ProjectPaths) -> bool:
-    """Write the project's ``dvc.yaml`` and ``params.yaml`` (and the shared stage launcher);
-    True when the project's files changed. Never overwrites an edit (:func:`check_params_yaml`).
+    """Write the project's ``dvc.yaml`` and ``params.yaml`` (and the shared stage launcher, and
+    ``features.yaml`` when it uses shared features); True when the project's files changed.
+    Never overwrites an edit (:func:`check_params_yaml`); refuses a changed feature that a
+    production model uses (:func:`shipyard.engine.features.project_views`).
     """
-    dvc_yaml, params = render(config, paths)
+    from shipyard.engine.features import project_views
+
+    views = project_views(config, paths) if config.features.views else None
+    dvc_yaml, params = render(config, paths, views)
     check_params_yaml(config, paths, params)
     launcher = paths.root / LAUNCHER
     if not launcher.is_file() or launcher.read_text() != launcher_text():
         write_text(launcher, launcher_text())
     changed = False
-    for target, text in ((paths.dvc_yaml, dvc_yaml), (paths.params_yaml, params)):
+    files = [(paths.dvc_yaml, dvc_yaml), (paths.params_yaml, params)]
+    if views is not None:
+        files.append((paths.feature_defs, render_features(views, paths)))
+    elif paths.feature_defs.is_file() and paths.feature_defs.read_text().startswith(_MARK):
+        paths.feature_defs.unlink()  # the project no longer uses shared features; Shipyard wrote it
+        changed = True
+    for target, text in files:
         if not target.is_file() or target.read_text() != text:
             write_text(target, text)
             changed = True

@@ -93,26 +93,34 @@ def summary(target: str, out: Path, report: dict[str, Any]) -> str:
     return str(report.get("summary", ""))
 
 
-Builder = Callable[[Path, Path, ShipyardConfig, str, str, Path], dict[str, Any]]
+Builder = Callable[[Path, Path, ShipyardConfig, str, str, Path, Path | None], dict[str, Any]]
 
 
 def _builders() -> dict[str, Builder]:
-    def edge(bundle: Path, out: Path, cfg: ShipyardConfig, project: str, version: str, test: Path) -> dict[str, Any]:
+    def edge(
+        bundle: Path, out: Path, cfg: ShipyardConfig, project: str, version: str, test: Path, store: Path | None
+    ) -> dict[str, Any]:
         import pandas as pd
         from shipyard.deploy.edge import build_edge
 
         frame = pd.read_parquet(test)
         return build_edge(bundle, out, cfg.deploy.edge, project=project, version=version, test_frame=frame)
 
-    def service(bundle: Path, out: Path, cfg: ShipyardConfig, project: str, version: str, test: Path) -> dict[str, Any]:
+    def service(
+        bundle: Path, out: Path, cfg: ShipyardConfig, project: str, version: str, test: Path, store: Path | None
+    ) -> dict[str, Any]:
         import pandas as pd
         from shipyard.deploy.service import build_service
 
         # request.json gets a real row of the version's test split.
         frame = pd.read_parquet(test)
-        return build_service(bundle, out, cfg.deploy.service, project=project, version=version, example=frame)
+        return build_service(
+            bundle, out, cfg.deploy.service, project=project, version=version, example=frame, feature_store=store
+        )
 
-    def batch(bundle: Path, out: Path, cfg: ShipyardConfig, project: str, version: str, test: Path) -> dict[str, Any]:
+    def batch(
+        bundle: Path, out: Path, cfg: ShipyardConfig, project: str, version: str, test: Path, store: Path | None
+    ) -> dict[str, Any]:
         from shipyard.deploy.batch import build_batch_job
 
         return build_batch_job(
@@ -123,6 +131,7 @@ def _builders() -> dict[str, Builder]:
             version=version,
             data_key=cfg.data.key,
             data_source=cfg.data.source,
+            feature_store=store,
         )
 
     return {"edge": edge, "service": service, "batch": batch}
@@ -186,14 +195,34 @@ def deploy_project(
     builders = _builders()
     reports: dict[str, dict[str, Any]] = {}
     with materialize(paths, item.commit, ("model_bundle", "test_split")) as files:
+        store = _feature_store(paths, config, files["model_bundle"], files["test_split"].parent.parent, say)
         for target in wanted:
             say(f"▶ deploy {target} ({label})")
             out = deploy_dir(paths, target)
             reports[target] = builders[target](
-                files["model_bundle"], out, config, paths.project, label, files["test_split"]
+                files["model_bundle"], out, config, paths.project, label, files["test_split"], store
             )
     _track(paths, [deploy_dir(paths, t) for t in wanted])
     return reports
+
+
+def _feature_store(
+    paths: ProjectPaths, config: ShipyardConfig, bundle: Path, scratch: Path, say: Callable[[str], None]
+) -> Path | None:
+    """The online store of a model trained with shared features, materialised once into
+    ``scratch`` for the targets to copy; None for a model without them."""
+    import json
+
+    manifest = json.loads((bundle / "bundle.json").read_text()).get("features")
+    if not manifest or not manifest.get("views"):
+        return None
+    from shipyard.engine.features import materialize_store
+
+    folder = scratch / "feature_store"
+    report = materialize_store(paths, config, manifest, folder)
+    where = "features.db" if config.features.online_store is None else report["store"]
+    say(f"▶ materialised {report['rows']} feature rows into the online store ({where})")
+    return folder
 
 
 def deployed_version(folder: Path, target: str) -> str | None:

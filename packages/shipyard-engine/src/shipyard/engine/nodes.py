@@ -191,3 +191,70 @@ def gate(
         )
         report["passed"] = all(c["passed"] for c in report["checks"])
     return report
+
+
+# -- shared features and a team's own steps ----------------------------------------------------
+
+
+def join_features(
+    frame: Any,
+    report: dict[str, Any],
+    definitions: str,
+    refs: list[Any],
+    event_time: str,
+    runtime: dict[str, Any],
+) -> tuple[Any, dict[str, Any]]:
+    """The label rows with the features of the project's views joined point in time, and the
+    manifest of what was joined (views, hashes, columns: the bundle carries it to every target).
+    ``definitions`` is the compiled ``features.yaml``, never conf/ (as params.yaml for params)."""
+    import yaml
+    from shipyard.features import build_training_frame, lookup_spec
+
+    views = yaml.safe_load(definitions)["views"]
+    joined = build_training_frame(frame, views, event_time, Path(runtime["root"]))
+    manifest = lookup_spec(views, event_time, None)
+    manifest["rows"] = len(joined)
+    manifest["matched"] = {
+        f"{v['view']}@{v['version']}": int(joined[v["columns"][0]].notna().sum()) for v in views if v["columns"]
+    }
+    return joined, manifest
+
+
+def _lookup_columns(manifest: dict[str, Any]) -> list[str]:
+    keys = [v["join_key"] for v in manifest["views"]]
+    return list(dict.fromkeys([*keys, manifest["event_time"]]))
+
+
+def fit_preprocessing_joined(
+    train: Any,
+    target: str,
+    shape: list[int] | None,
+    preprocess: PreprocessConf,
+    task: str,
+    group: str | None,
+    time: str | None,
+    manifest: dict[str, Any],
+) -> dict[str, Any]:
+    from shipyard.data.preprocess import fit_preprocessor
+
+    aux = list(dict.fromkeys([*_aux(group, time), *_lookup_columns(manifest)]))
+    return fit_preprocessor(train, target, shape, preprocess, str(task), aux)
+
+
+def train_joined(*args: Any) -> tuple[Any, Any, dict[str, Any]]:
+    """:func:`train`, then the feature manifest goes into the bundle's metadata (not its
+    weights), so the service and the batch job know which features to look up, and how."""
+    *rest, manifest = args
+    bundle, curve, report = train(*rest)
+    bundle.meta["features"] = {k: v for k, v in manifest.items() if k not in ("rows", "matched")}
+    return bundle, curve, report
+
+
+def run_step(function: str, *args: Any) -> Any:
+    """A team's registered step: its inputs in the order the project lists them, then its typed
+    parameters; returns its outputs (a tuple when it declares several)."""
+    from shipyard.core.registry import STEPS, import_target
+
+    *inputs, step = args
+    func = import_target(function, key="steps.function", group=STEPS)
+    return func(*inputs, params=step.params)

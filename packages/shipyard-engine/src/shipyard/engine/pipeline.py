@@ -1,19 +1,24 @@
 """A project's pipeline: Kedro nodes, the files behind their datasets, and their stages.
 
-One table (:data:`NODES`, :data:`DATASETS`) describes the pipeline; :func:`build_pipeline`
-turns it into a Kedro ``Pipeline``, :func:`build_catalog` into a ``DataCatalog``, and
-:mod:`shipyard.engine.compiler` into ``dvc.yaml``. Each node is one DVC stage.
+One table (:data:`NODES`, :data:`DATASETS`) describes the built-in pipeline; a project's own
+pipeline (:func:`project_nodes`, :func:`project_datasets`) is that table plus, when it uses
+shared features, the ``join_features`` node after ``check``, and its team's steps: data steps
+before ``split`` (the last one's first output is the table the split reads), report steps after
+``evaluate``. :func:`build_pipeline` turns it into a Kedro ``Pipeline``, :func:`build_catalog`
+into a ``DataCatalog``, and :mod:`shipyard.engine.compiler` into ``dvc.yaml``. Each node is one
+DVC stage.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from shipyard.core.paths import ProjectPaths
-from shipyard.core.schema import ShipyardConfig
+from shipyard.core.schema import ShipyardConfig, StepConf, StepPlacement
 from shipyard.engine import nodes
 
 __all__ = [
@@ -26,6 +31,8 @@ __all__ = [
     "build_pipeline",
     "catalog_entries",
     "param_value",
+    "project_datasets",
+    "project_nodes",
 ]
 
 
@@ -38,8 +45,13 @@ class DatasetSpec:
     kind: str  # parquet | csv | json | text | bundle
     role: str = "out"  # out | metrics | plot
     plot: dict[str, Any] = field(default_factory=dict)
+    placement: str | None = None  # a team step's output: data | report (its file is paths.step_output)
 
     def path(self, paths: ProjectPaths) -> Path:
+        if self.name == "feature_defs":
+            return paths.feature_defs
+        if self.placement is not None:
+            return paths.step_output(self.name, self.kind, self.placement)
         return paths.artifact(self.name)
 
 
@@ -170,6 +182,74 @@ NODES: tuple[NodeSpec, ...] = (
     ),
 )
 
+# Shared features: the compiled definitions a project uses (pipelines/<team>/<name>/features.yaml,
+# written by the compiler), the label rows with their features joined, and what was joined.
+FEATURE_DATASETS = (
+    DatasetSpec("feature_defs", "text", "dep"),
+    DatasetSpec("training_frame", "parquet"),
+    DatasetSpec("feature_manifest", "json"),
+)
+JOIN = NodeSpec(
+    "join_features",
+    nodes.join_features,
+    ("dataset", "check_report", "feature_defs", "params:features.views", "params:features.event_time", "runtime"),
+    ("training_frame", "feature_manifest"),
+    ("features", "data"),
+)
+
+
+def _step_node(name: str, step: StepConf) -> NodeSpec:
+    def run(*args: Any) -> Any:
+        return nodes.run_step(step.function, *args)
+
+    run.__name__ = run.__qualname__ = f"step_{name}"
+    return NodeSpec(name, run, (*step.inputs, f"params:steps.{name}"), tuple(step.outputs), ())
+
+
+def _replace_input(spec: NodeSpec, old: str, new: str) -> NodeSpec:
+    return dataclasses.replace(spec, inputs=tuple(new if i == old else i for i in spec.inputs))
+
+
+def project_nodes(config: ShipyardConfig | None) -> tuple[NodeSpec, ...]:
+    """The nodes of ``config``'s pipeline, in order (the built-in ones when ``config`` is None)."""
+    if config is None or (not config.features.views and not config.steps):
+        return NODES
+    out: list[NodeSpec] = []
+    table = "training_frame" if config.features.views else "dataset"
+    data_steps = [_step_node(n, s) for n, s in config.steps.items() if s.placement == StepPlacement.data]
+    report_steps = [_step_node(n, s) for n, s in config.steps.items() if s.placement == StepPlacement.report]
+    if data_steps:
+        table = data_steps[-1].outputs[0]
+    for spec in NODES:
+        if spec.name == "split":
+            if config.features.views:
+                out.append(JOIN)
+            out += data_steps
+            spec = _replace_input(spec, "dataset", table)
+        if config.features.views and spec.name in ("fit_preprocessing", "train"):
+            # The entity keys and the label time stay in the frame (the service and batch job
+            # look features up by them) but are no features of the model.
+            func = nodes.fit_preprocessing_joined if spec.name == "fit_preprocessing" else nodes.train_joined
+            spec = dataclasses.replace(spec, func=func, inputs=(*spec.inputs, "feature_manifest"))
+        out.append(spec)
+        if spec.name == "evaluate":
+            out += report_steps
+    return tuple(out)
+
+
+def project_datasets(config: ShipyardConfig | None) -> dict[str, DatasetSpec]:
+    """The datasets of ``config``'s pipeline: the built-in ones, the feature join's, its steps' outputs."""
+    if config is None:
+        return DATASETS
+    found = dict(DATASETS)
+    if config.features.views:
+        found.update({spec.name: spec for spec in FEATURE_DATASETS})
+    for step in config.steps.values():
+        for name, kind in step.outputs.items():
+            found[name] = DatasetSpec(name, str(kind), placement=str(step.placement))
+    return found
+
+
 # The keys of ``project`` that change what a model is (its description does not).
 _PROJECT_KEYS = ("name", "team", "task")
 
@@ -178,7 +258,7 @@ def param_value(config: ShipyardConfig, name: str) -> Any:
     """The typed value of ``params:<dotted.key>`` in a validated config."""
     node: Any = config
     for part in name.removeprefix("params:").split("."):
-        node = getattr(node, part)
+        node = node[part] if isinstance(node, dict) else getattr(node, part)
     return node
 
 
@@ -192,10 +272,10 @@ def param_keys(spec: NodeSpec) -> list[str]:
     return keys
 
 
-def build_pipeline(only: str | None = None) -> Any:
+def build_pipeline(only: str | None = None, config: ShipyardConfig | None = None) -> Any:
     from kedro.pipeline import Pipeline, node
 
-    specs = [s for s in NODES if only is None or s.name == only]
+    specs = [s for s in project_nodes(config) if only is None or s.name == only]
     return Pipeline(
         [
             node(s.func, list(s.inputs), s.outputs[0] if len(s.outputs) == 1 else list(s.outputs), name=s.name)
@@ -225,10 +305,10 @@ def build_catalog(config: ShipyardConfig, paths: ProjectPaths, *, memory_outputs
     from shipyard.engine import datasets as classes
 
     datasets: dict[str, Any] = {}
-    for name, spec in DATASETS.items():
+    for name, spec in project_datasets(config).items():
         kind = getattr(classes, DATASET_TYPES[spec.kind])
         datasets[name] = MemoryDataset() if name in memory_outputs else kind(spec.path(paths))
-    for spec in NODES:
+    for spec in project_nodes(config):
         for name in spec.inputs:
             if name.startswith("params:"):
                 datasets[name] = MemoryDataset(param_value(config, name), copy_mode="assign")
@@ -236,12 +316,12 @@ def build_catalog(config: ShipyardConfig, paths: ProjectPaths, *, memory_outputs
     return DataCatalog(datasets=datasets)
 
 
-def catalog_entries(paths: ProjectPaths) -> dict[str, dict[str, Any]]:
+def catalog_entries(paths: ProjectPaths, config: ShipyardConfig | None = None) -> dict[str, dict[str, Any]]:
     """The catalog of one project as Kedro config (``kedro run``/``kedro viz``): its files at the
     paths ``dvc.yaml`` names (repository-relative), and the ``runtime`` entry."""
     entries: dict[str, dict[str, Any]] = {
         name: {"type": f"shipyard.engine.datasets.{DATASET_TYPES[spec.kind]}", "filepath": paths.rel(spec.path(paths))}
-        for name, spec in DATASETS.items()
+        for name, spec in project_datasets(config).items()
     }
     entries["runtime"] = {"type": "kedro.io.MemoryDataset", "data": runtime(paths), "copy_mode": "assign"}
     return entries

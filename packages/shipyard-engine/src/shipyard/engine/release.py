@@ -75,11 +75,21 @@ def _lock_hashes(paths: ProjectPaths) -> dict[str, Any]:
     outs: dict[str, str] = {}
     for stage in lock.get("stages", {}).values():
         for dep in stage.get("deps", []):
-            target = code if "/src/shipyard/" in dep["path"] else data
+            # Package sources (the framework's and a team package's) are code; the rest is data.
+            target = code if "/src/" in dep["path"] else data
             target[dep["path"]] = dep.get("md5") or dep.get("hash", "")
         for out in stage.get("outs", []):
             outs[out["path"]] = out.get("md5", "")
     return {"data": data, "code": code, "outs": outs}
+
+
+def _feature_hashes(paths: ProjectPaths) -> dict[str, dict[str, str]]:
+    """``{"view@version": {feature: hash}}`` of the shared features the model was trained with
+    (from the compiled features.yaml the join stage read): what ``check_production`` guards."""
+    if not paths.feature_defs.is_file():
+        return {}
+    views = yaml.safe_load(paths.feature_defs.read_text())["views"]
+    return {f"{v['view']}@{v['version']}": {f: s["hash"] for f, s in v["features"].items()} for v in views}
 
 
 def model_card(paths: ProjectPaths, config: ShipyardConfig) -> dict[str, Any]:
@@ -102,6 +112,7 @@ def model_card(paths: ProjectPaths, config: ShipyardConfig) -> dict[str, Any]:
         "data": hashes["data"],
         "code": hashes["code"],
         "outputs": hashes["outs"],
+        "features": _feature_hashes(paths),
         "params": to_dict(config),
         "params_sha256": json_sha256(to_dict(config)),
         "environment": {

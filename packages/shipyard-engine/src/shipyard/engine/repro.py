@@ -28,7 +28,7 @@ from typing import Any
 
 from shipyard.core.errors import DataError, ShipyardError, StageError
 from shipyard.core.paths import ProjectPaths
-from shipyard.core.schema import ShipyardConfig
+from shipyard.core.schema import ShipyardConfig, SourceConf
 from shipyard.engine.compiler import stage_command
 
 __all__ = ["ReproResult", "ensure_raw_data", "reproduce"]
@@ -54,11 +54,23 @@ def _dvc_quiet() -> None:
 
 
 def ensure_raw_data(config: ShipyardConfig, paths: ProjectPaths) -> str | None:
-    """Make the project's raw file present: DVC cache first, then its declared ``fetch``.
+    """Make the project's raw file present, and those of the feature sources its views read:
+    DVC cache first, then its declared ``fetch``.
 
     Returns a line describing what was done, or ``None`` when nothing was needed.
     """
-    source = config.data.source
+    sources = [config.data.source]
+    if config.features.views:
+        from shipyard.core.compose import section
+        from shipyard.engine.features import project_views
+
+        for view in project_views(config, paths, guard=False):
+            sources.append(section(SourceConf, dict(view["source"]), "source"))
+    notes = [note for source in sources if (note := _ensure_source(source, paths))]
+    return "; ".join(dict.fromkeys(notes)) or None
+
+
+def _ensure_source(source: SourceConf, paths: ProjectPaths) -> str | None:
     if not source.path:
         return None
     raw = paths.root / source.path
@@ -75,7 +87,7 @@ def ensure_raw_data(config: ShipyardConfig, paths: ProjectPaths) -> str | None:
             except Exception:  # noqa: BLE001 - a cache miss is expected on a fresh clone
                 pass
             if raw.exists():
-                return f"checked out {source['path']} from the DVC cache"
+                return f"checked out {source.path} from the DVC cache"
         from shipyard.data.sources import fetch_raw
 
         if fetch_raw(source, paths.root) is None:
@@ -204,7 +216,7 @@ def reproduce(
     from dvc.exceptions import DvcException
     from dvc.lock import LockError
     from shipyard.engine.dvc_adapter import open_repo, stage_runner
-    from shipyard.engine.pipeline import NODES
+    from shipyard.engine.pipeline import project_nodes
     from shipyard.engine.stage import run_stage
 
     _dvc_quiet()
@@ -247,5 +259,5 @@ def reproduce(
             where=paths.rel(paths.dvc_yaml),
             fix="rerun with --verbose for the full traceback",
         ) from exc
-    skipped = [s.name for s in NODES if s.name not in ran]
+    skipped = [s.name for s in project_nodes(config) if s.name not in ran]
     return ReproResult(ran, skipped)

@@ -43,12 +43,9 @@ def _rank() -> int:
 
 
 def run_stage(root: Path, project: str, stage: str) -> None:
-    from shipyard.engine.pipeline import NODES, build_catalog, build_pipeline
+    from shipyard.engine.pipeline import build_catalog, build_pipeline, project_nodes
 
     paths = ProjectPaths.of(root, project)
-    names = [s.name for s in NODES]
-    if stage not in names:
-        raise ConfigError(f"unknown stage {stage!r}", value=stage, fix="use one of: " + ", ".join(names))
     if not paths.params_yaml.is_file():
         raise ConfigError(
             f"{paths.rel(paths.params_yaml)} does not exist",
@@ -57,15 +54,18 @@ def run_stage(root: Path, project: str, stage: str) -> None:
     from shipyard.core.compose import load
 
     config = load(yaml.safe_load(paths.params_yaml.read_text()), root)
+    names = [s.name for s in project_nodes(config)]
+    if stage not in names:
+        raise ConfigError(f"unknown stage {stage!r}", value=stage, fix="use one of: " + ", ".join(names))
     _quiet_kedro()
     from kedro.runner import SequentialRunner
 
     _quiet_kedro()  # importing Kedro's runner configures logging once more
 
-    spec = next(s for s in NODES if s.name == stage)
+    spec = next(s for s in project_nodes(config) if s.name == stage)
     memory = spec.outputs if _rank() > 0 else ()
     catalog = build_catalog(config, paths, memory_outputs=memory)
-    SequentialRunner().run(build_pipeline(only=stage), catalog)
+    SequentialRunner().run(build_pipeline(only=stage, config=config), catalog)
 
 
 def main(argv: list[str] | None = None) -> int:

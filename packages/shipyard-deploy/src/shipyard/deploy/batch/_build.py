@@ -24,7 +24,7 @@ from typing import Any
 
 from shipyard.core.atomic import atomic_dir
 from shipyard.core.compose import section
-from shipyard.core.errors import ConfigError
+from shipyard.core.errors import ConfigError, DataError
 from shipyard.core.hashing import file_sha256
 from shipyard.core.paths import find_root, parse_project
 from shipyard.core.schema import BatchConf, SourceConf, SourceKind
@@ -47,6 +47,7 @@ def build_batch_job(
     version: str,
     data_key: str | None = None,
     data_source: SourceConf | Mapping[str, Any] | None = None,
+    feature_store: Path | None = None,
 ) -> dict[str, Any]:
     """Write the batch job of ``project`` for the bundle in ``bundle_dir`` to ``out_dir``.
 
@@ -54,8 +55,12 @@ def build_batch_job(
     schema); ``data_key`` and ``data_source`` are the project's ``data.key`` and ``data.source``
     (the job's key column and default input). ``version`` names the model in every output row (a
     registry version, or the weights hash). Returns what was built: the folder, its files, the
-    cron line and whether anything changed.
+    cron line and whether anything changed. ``feature_store``: a folder holding the online store
+    of a model with shared features (``features.json``, ``features.db``), copied into the job; its
+    input rows then carry the entity key(s) and event time instead of those features.
     """
+    from shipyard.features import SPEC_FILE, STORE_FILE, lookup_columns, open_lookup, store_columns
+
     team, name = parse_project(project)
     bundle_dir, out_dir = Path(bundle_dir), Path(out_dir)
     meta = _bundle_meta(bundle_dir)
@@ -77,11 +82,21 @@ def build_batch_job(
         weights_sha256=str(meta["weights_sha256"]),
         task=str(meta.get("task") or meta["preprocessor"]["task"]),
         key_generated=generated,
-        features=tuple(meta["preprocessor"]["features"]),
+        features=tuple(_input_columns(meta, store_columns, lookup_columns)),
         conf=settings,
     )
     files = _render(job, out_dir)
-    changed = _changed(out_dir, files, bundle_dir)
+    store: list[Path] = []
+    if store_columns(meta.get("features")):
+        if feature_store is None:
+            raise DataError(
+                "this model looks shared features up, and the batch job has no online store",
+                where=str(bundle_dir),
+                fix="build the job with `make deploy` (it materialises features.db beside the model)",
+            )
+        open_lookup(feature_store, meta["features"])  # fails here, not at run time, without its files
+        store = [feature_store / n for n in (SPEC_FILE, STORE_FILE) if (feature_store / n).is_file()]
+    changed = bool(store) or _changed(out_dir, files, bundle_dir)
     if changed:
         with atomic_dir(out_dir) as tmp:
             (tmp / BUNDLE_DIR).mkdir()
@@ -89,6 +104,8 @@ def build_batch_job(
                 (tmp / BUNDLE_DIR / file).write_bytes((bundle_dir / file).read_bytes())
             for rel, text in files.items():
                 (tmp / rel).write_text(text, encoding="utf-8")
+            for file in store:
+                (tmp / file.name).write_bytes(file.read_bytes())
     return {
         "job_dir": str(out_dir),
         "files": sorted([*files, *(f"{BUNDLE_DIR}/{f}" for f in BUNDLE_FILES)]),
@@ -96,6 +113,14 @@ def build_batch_job(
         "cron": files["schedule.cron"].strip().splitlines()[-1],
         "changed": changed,
     }
+
+
+def _input_columns(meta: Mapping[str, Any], stored: Any, inputs: Any) -> list[str]:
+    """The columns an input row carries: the model's features, but the entity key(s) and event
+    time in place of the features the online store fills."""
+    filled = set(stored(meta.get("features")))
+    features = [f for f in meta["preprocessor"]["features"] if f not in filled]
+    return list(dict.fromkeys([*features, *inputs(meta.get("features"))]))
 
 
 def _bundle_meta(bundle_dir: Path) -> dict[str, Any]:

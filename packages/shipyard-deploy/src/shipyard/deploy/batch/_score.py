@@ -52,6 +52,10 @@ class Scorer:
         self.pre = self.bundle.preprocessor
         self.classes = np.asarray(self.pre.classes) if self.pre.classes else None
         self.checks = RowChecks(self.bundle.meta.get("feature_schema", []), self.pre, job.conf.rejects)
+        from shipyard.features import open_lookup
+
+        # Shared features: looked up by entity key and event time in the job's online store.
+        self.lookup = open_lookup(job.dir, self.bundle.meta.get("features"))
 
     def score(self, chunk: Chunk, offset: int | None, part: str, scored_at: datetime) -> Scored:
         import numpy as np
@@ -61,7 +65,12 @@ class Scorer:
         if key not in columns:
             # The project numbers its rows: a row's key is its position in the input.
             columns = {**columns, key: np.arange(int(offset or 0), int(offset or 0) + rows, dtype=np.int64)}
+        found: list[str | None] = []
+        if self.lookup is not None:
+            columns, found = self._fill(columns)
         checked = self.checks.check(columns, rows, key)
+        if any(found):
+            checked = _merge(checked, found)
         rejects = None
         numeric = checked.numeric
         if checked.bad is not None:
@@ -72,6 +81,18 @@ class Scorer:
             rows = int(keep.sum())
         table = self._predictions(columns, numeric, rows, scored_at)
         return Scored(table, rejects, chunk.rows, len(checked.reasons))
+
+    def _fill(self, columns: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], list[str | None]]:
+        """The chunk with its shared features from the online store, and each row's lookup
+        problem (None when found): the same lookup as the service's."""
+        import numpy as np
+
+        inputs = {name: [_lookup_value(v) for v in columns[name]] for name in self.lookup.inputs}
+        values, reasons = self.lookup.lookup(inputs)
+        filled = {
+            name: np.asarray([np.nan if v is None else v for v in vals], dtype=object) for name, vals in values.items()
+        }
+        return {**columns, **filled}, reasons
 
     # -- tables ------------------------------------------------------------------------------
     def _predictions(
@@ -117,6 +138,31 @@ class Scorer:
             data.setdefault(name, [_text(values[i]) for i in rows])
         order = [self.job.key, "reason", "part", *(n for n in names if n != self.job.key)]
         return pa.table({name: pa.array(data[name], pa.string()) for name in order})
+
+
+def _merge(checked: Any, found: list[str | None]) -> Any:
+    """The row checks with the lookup's problems first: a row without its features is rejected
+    for that, not for the missing values it then has."""
+    import numpy as np
+    from shipyard.deploy.batch._validate import Checked
+
+    bad = np.asarray([r is not None for r in found])
+    others = dict(zip(np.flatnonzero(checked.bad), checked.reasons, strict=True)) if checked.bad is not None else {}
+    if checked.bad is not None:
+        bad |= checked.bad
+    reasons = [found[i] or others[i] for i in np.flatnonzero(bad)]
+    return Checked(checked.numeric, bad, reasons)
+
+
+def _lookup_value(value: Any) -> Any:
+    """A key or time cell as the lookup takes it: None for missing, Python scalars otherwise."""
+    import pandas as pd
+
+    if value is None or (not isinstance(value, str) and bool(pd.isna(value))):
+        return None
+    if hasattr(value, "isoformat") or str(getattr(value, "dtype", "")).startswith("datetime64"):
+        return value  # a time: to_micros reads it as it is
+    return value.item() if hasattr(value, "item") else value
 
 
 def _key_array(values: np.ndarray) -> np.ndarray:

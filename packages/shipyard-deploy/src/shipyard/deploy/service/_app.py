@@ -92,7 +92,11 @@ def load_service(out_dir: Path) -> Any:
                 fix=rebuild_fix(str(spec["project"]), "service"),
             )
     meta = json.loads(Path(model.path_of(META)).read_text())
-    return _make_service(spec, settings, build_schema(meta, settings))
+    from shipyard.features import open_lookup
+
+    # Shared features come from the folder's online store: one lookup (connection pool) per worker.
+    lookup = open_lookup(out_dir, meta.get("features"))
+    return _make_service(spec, settings, build_schema(meta, settings, lookup))
 
 
 def _service_config(spec: dict[str, Any], settings: ServiceConf) -> dict[str, Any]:

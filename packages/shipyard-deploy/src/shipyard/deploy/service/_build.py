@@ -232,18 +232,23 @@ def build_service(
     project: str,
     version: str | None = None,
     example: pd.DataFrame | None = None,
+    feature_store: Path | None = None,
 ) -> dict[str, Any]:
     """Write everything the service needs into ``out_dir`` (atomically) and build its Bento.
 
     ``conf`` is the ``deploy.service`` section; ``version`` the model version responses carry
     (default: the first 12 hex digits of the bundle's weights hash); ``example`` rows (the test
     split) give ``request.json`` a real row. Returns a small report, paths relative to the
-    repository: folder, Bento tag, endpoints.
+    repository: folder, Bento tag, endpoints. ``feature_store``: a folder holding the online store
+    of a model with shared features (``features.json``, ``features.db``), copied into the service.
     """
+    from shipyard.features import SPEC_FILE, STORE_FILE, open_lookup
+
     settings = settings_from(conf)
     bundle_dir, out_dir = Path(bundle_dir), Path(out_dir)
     meta = _read_meta(bundle_dir)
-    schema = build_schema(meta, settings)  # fails here, not at serve time, if it cannot be generated
+    lookup = open_lookup(feature_store, meta.get("features")) if feature_store else None
+    schema = build_schema(meta, settings, lookup)  # fails here, not at serve time, if it cannot be generated
     _check_bundle(bundle_dir)
     request = example_request(meta, schema, example)
     version = _version(version, meta)
@@ -253,6 +258,9 @@ def build_service(
     folder = repo_relative(out_dir, repo_root(out_dir.parent))
     with atomic_dir(out_dir) as tmp:
         _write_folder(tmp, bundle_dir, spec, settings, request)
+        for name in (SPEC_FILE, STORE_FILE) if lookup is not None else ():
+            if (feature_store / name).is_file():  # type: ignore[operator]
+                shutil.copy2(feature_store / name, tmp / name)  # type: ignore[operator]
         # The model goes into BentoML's model store afresh (`make deploy` is the fix for a damaged
         # copy there), then the Bento is built from the scratch folder, before it replaces
         # out_dir: a failed build leaves the previous service folder as it was.

@@ -6,6 +6,11 @@ categories limited to the training vocabulary, nullable only where training saw 
 Image models take one ``image`` field: a nested array of exactly the bundle's [C, H, W] shape.
 Pydantic does every check, so BentoML answers a bad request 400 with the field's location and
 the problem, before the request reaches the batching queue.
+
+A model trained with shared features (its bundle's ``features``) takes the entity key(s) and the
+event time instead of those feature columns: a validator looks them up in the target's online
+store (:func:`shipyard.features.open_lookup`) and fills them before the fields are checked, so an
+unknown entity, or values older than the view's TTL, is the same kind of 400, naming the row.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic.json_schema import SkipJsonSchema
 from shipyard.core.errors import DataError
 from shipyard.core.schema import ServiceConf
 
@@ -35,6 +41,11 @@ class ServiceSchema:
     features: list[str]
     attrs: list[str]  # python attribute of each feature on ``row`` (tabular models)
     shape: list[int] | None
+    sent: list[str] | None = None  # the names a request row carries, when not ``features``
+
+    @property
+    def request_names(self) -> list[str]:
+        return self.features if self.sent is None else self.sent
 
     def columns(self, rows: Sequence[BaseModel]) -> dict[str, Any]:
         """Validated rows as ``{feature: values}``, the mapping ``Preprocessor.transform`` takes."""
@@ -133,7 +144,11 @@ def _title(meta: Mapping[str, Any]) -> str:
     return "".join(part.capitalize() for part in name.replace("-", "_").split("_") if part) or "Model"
 
 
-def _row_model(meta: Mapping[str, Any], settings: ServiceConf) -> tuple[type[BaseModel], list[str], list[str]]:
+def _row_model(
+    meta: Mapping[str, Any], settings: ServiceConf, lookup: Any = None
+) -> tuple[type[BaseModel], list[str], list[str], list[str] | None]:
+    from shipyard.features import lookup_columns, store_columns
+
     pre = meta["preprocessor"]
     features = list(pre["features"])
     specs = {s["name"]: s for s in meta.get("feature_schema", [])}
@@ -149,17 +164,59 @@ def _row_model(meta: Mapping[str, Any], settings: ServiceConf) -> tuple[type[Bas
     if shape:
         kind, info = _image_field([specs[f] for f in features], list(shape), settings)
         row = create_model(f"{_title(meta)}Row", __config__=config, image=(kind, info))
-        return row, features, [IMAGE_FIELD]
+        return row, features, [IMAGE_FIELD], None
+    stored, inputs = store_columns(meta.get("features")), lookup_columns(meta.get("features"))
+    if stored and lookup is None:
+        raise DataError(
+            "this model looks shared features up, and the service has no online store",
+            where=str(meta.get("project", {}).get("name", "bundle")),
+            fix="build the service with `make deploy` (it materialises features.db beside the model)",
+        )
     fields: dict[str, Any] = {}
     attrs = []
     for i, name in enumerate(features):
         spec = specs[name]
         attr = f"f{i}"
         attrs.append(attr)
-        fields[attr] = (
-            _category_field(spec, settings) if spec["dtype"] == "category" else _numeric_field(spec, settings)
-        )
-    return create_model(f"{_title(meta)}Row", __config__=config, **fields), features, attrs
+        kind, info = _category_field(spec, settings) if spec["dtype"] == "category" else _numeric_field(spec, settings)
+        # Filled from the store by the validator below: not part of the documented request.
+        fields[attr] = (SkipJsonSchema[kind], info) if name in stored else (kind, info)  # type: ignore[misc]
+    if not stored:
+        return create_model(f"{_title(meta)}Row", __config__=config, **fields), features, attrs, None
+    event_time = str(meta["features"]["event_time"])
+    for j, name in enumerate(inputs):
+        if name == event_time:
+            fields[f"k{j}"] = (str, Field(alias=name, max_length=64, description="the row's time (ISO 8601, UTC)"))
+        else:
+            key = (
+                Annotated[str, Field(max_length=_MAX_CATEGORY_CHARS, strict=True)] | Annotated[int, Field(strict=True)]
+            )
+            fields[f"k{j}"] = (key, Field(alias=name, description="entity key: its shared features are looked up"))
+    validators = {"_lookup": model_validator(mode="before")(_store_filler(lookup, stored, inputs))}
+    row = create_model(f"{_title(meta)}Row", __config__=config, __validators__=validators, **fields)
+    sent = [f for f in features if f not in stored] + [c for c in inputs if c not in features]
+    return row, features, attrs, sent
+
+
+def _store_filler(lookup: Any, stored: list[str], inputs: list[str]) -> Any:
+    """The row validator that fills ``stored`` features from the online store by ``inputs``."""
+    from shipyard.core.errors import ShipyardError
+
+    def fill(cls: Any, data: Any) -> Any:
+        if not isinstance(data, dict) or any(not isinstance(data.get(c), str | int) for c in inputs):
+            return data  # the fields' own checks name what is missing or mistyped
+        sent = [c for c in stored if c in data]
+        if sent:
+            raise ValueError(f"{sent[0]} comes from the online store by {', '.join(inputs)}: leave it out")
+        try:
+            values, reasons = lookup.lookup({c: [data[c]] for c in inputs})
+        except ShipyardError as exc:  # a time that does not parse
+            raise ValueError(exc.message) from None
+        if reasons[0] is not None:
+            raise ValueError(reasons[0])
+        return {**data, **{c: v[0] for c, v in values.items()}}
+
+    return fill
 
 
 def _prediction_model(meta: Mapping[str, Any]) -> type[BaseModel]:
@@ -192,9 +249,10 @@ def _prediction_model(meta: Mapping[str, Any]) -> type[BaseModel]:
     )
 
 
-def build_schema(meta: Mapping[str, Any], settings: ServiceConf) -> ServiceSchema:
-    """The request and response models for a bundle's ``bundle.json`` (no torch needed)."""
-    row, features, attrs = _row_model(meta, settings)
+def build_schema(meta: Mapping[str, Any], settings: ServiceConf, lookup: Any = None) -> ServiceSchema:
+    """The request and response models for a bundle's ``bundle.json`` (no torch needed);
+    ``lookup`` (:class:`shipyard.features.FeatureLookup`) fills a model's shared features."""
+    row, features, attrs, sent = _row_model(meta, settings, lookup)
     rows = Annotated[
         list[row],  # type: ignore[valid-type]
         Field(
@@ -209,11 +267,13 @@ def build_schema(meta: Mapping[str, Any], settings: ServiceConf) -> ServiceSchem
         rows=(rows, ...),
     )
     shape = meta["preprocessor"].get("shape")
-    return ServiceSchema(row, request, _prediction_model(meta), features, attrs, list(shape) if shape else None)
+    return ServiceSchema(row, request, _prediction_model(meta), features, attrs, list(shape) if shape else None, sent)
 
 
 def _plain(value: Any) -> Any:
     """A cell as JSON has it: numpy scalars as Python numbers, NaN and None as null."""
+    if hasattr(value, "isoformat"):  # a timestamp: the ISO 8601 text a request sends
+        return None if str(value) == "NaT" else value.isoformat()
     value = value.item() if hasattr(value, "item") else value
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
@@ -222,6 +282,12 @@ def _example_rows(meta: Mapping[str, Any], schema: ServiceSchema, frame: Any) ->
     """Candidate request rows: each row of ``frame`` (features only), or one row made of the
     training minimums and first categories when there is no frame."""
     if frame is None:
+        if schema.sent is not None:
+            raise DataError(
+                "a model that looks shared features up needs the test split for an example request",
+                key="example",
+                fix="pass the test split (make deploy does)",
+            )
         specs = {s["name"]: s for s in meta.get("feature_schema", [])}
         values = [
             specs[f]["min"] if specs[f]["dtype"] != "category" else (specs[f].get("categories") or [None])[0]
@@ -229,17 +295,17 @@ def _example_rows(meta: Mapping[str, Any], schema: ServiceSchema, frame: Any) ->
         ]
         records = [dict(zip(schema.features, values, strict=True))]
     else:
-        records = frame[schema.features].head(100).to_dict(orient="records")
+        records = frame[schema.request_names].head(100).to_dict(orient="records")
     rows = []
     for record in records:
-        cells = [_plain(record[f]) for f in schema.features]
+        cells = [_plain(record[f]) for f in schema.request_names]
         if schema.shape is not None:
             import numpy as np
 
             pixels = np.asarray([math.nan if c is None else c for c in cells], dtype=np.float64)
             rows.append({IMAGE_FIELD: pixels.reshape(schema.shape).tolist()})
         else:
-            rows.append(dict(zip(schema.features, cells, strict=True)))
+            rows.append(dict(zip(schema.request_names, cells, strict=True)))
     return rows
 
 

@@ -33,6 +33,8 @@ labels:
 include:
   - service.py
   - service.json
+  - features.json  # a model with shared features: its lookup and embedded online store
+  - features.db
 # The model goes in as a BentoML model (the service class declares it), not as source files.
 python:
   requirements_txt: requirements.txt

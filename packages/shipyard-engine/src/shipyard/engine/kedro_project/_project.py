@@ -55,12 +55,23 @@ def compiled_projects(root: Path) -> list[str]:
     return found
 
 
+def compiled_config(root: Path, project: str) -> Any:
+    """The typed config a project's compiled ``params.yaml`` holds (its steps and features make
+    its pipeline: :func:`shipyard.engine.pipeline.project_nodes`)."""
+    import yaml
+    from shipyard.core.compose import load
+
+    return load(yaml.safe_load(ProjectPaths.of(root, project).params_yaml.read_text()), root)
+
+
 def register_pipelines() -> dict[str, Any]:
     from kedro.pipeline import Pipeline, pipeline
     from shipyard.engine.pipeline import build_pipeline
 
+    root = find_root()
     pipes: dict[str, Any] = {
-        pipeline_name(p): pipeline(build_pipeline(), namespace=pipeline_name(p)) for p in compiled_projects(find_root())
+        pipeline_name(p): pipeline(build_pipeline(config=compiled_config(root, p)), namespace=pipeline_name(p))
+        for p in compiled_projects(root)
     }
     pipes["__default__"] = sum(pipes.values(), start=Pipeline([]))
     return pipes
@@ -101,7 +112,7 @@ class ShipyardConfigLoader(AbstractConfigLoader):
         conf: dict[str, Any] = {}
         for project in compiled_projects(self.root):
             paths = ProjectPaths.of(self.root, project)
-            for name, entry in catalog_entries(paths).items():
+            for name, entry in catalog_entries(paths, compiled_config(self.root, project)).items():
                 conf[f"{pipeline_name(project)}.{name}"] = entry
         return conf
 
