@@ -31,6 +31,7 @@ _DATA_LAYERS = (
 # Every artifact a project's pipeline writes: name -> (layer, file or folder name).
 ARTIFACTS: dict[str, tuple[str, str]] = {
     "dataset": ("02_intermediate", "dataset.parquet"),
+    "ingest_report": ("02_intermediate", "ingest_report.json"),
     "check_report": ("08_reporting", "data_checks.json"),
     "check_summary": ("08_reporting", "data_checks.txt"),
     "train_split": ("05_model_input", "train.parquet"),

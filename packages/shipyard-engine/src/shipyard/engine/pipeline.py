@@ -54,6 +54,7 @@ class NodeSpec:
 
 _SPECS = (
     DatasetSpec("dataset", "parquet"),
+    DatasetSpec("ingest_report", "json"),
     DatasetSpec("check_report", "json"),
     DatasetSpec("check_summary", "text"),
     DatasetSpec("train_split", "parquet"),
@@ -83,8 +84,14 @@ NODES: tuple[NodeSpec, ...] = (
     NodeSpec(
         "ingest",
         nodes.ingest,
-        ("params:data", "params:split.group_column", "params:split.time_column", "runtime"),
-        ("dataset",),
+        (
+            "params:data",
+            "params:split.group_column",
+            "params:split.time_column",
+            "params:preprocess.max_categories",
+            "runtime",
+        ),
+        ("dataset", "ingest_report"),
         ("data",),
     ),
     NodeSpec(
@@ -92,6 +99,7 @@ NODES: tuple[NodeSpec, ...] = (
         nodes.check,
         (
             "dataset",
+            "ingest_report",
             "params:checks",
             "params:data.target",
             "params:project.task",
@@ -105,7 +113,15 @@ NODES: tuple[NodeSpec, ...] = (
     NodeSpec(
         "split",
         nodes.split,
-        ("dataset", "check_report", "params:split", "params:data.target", "params:project.task", "params:seed"),
+        (
+            "dataset",
+            "check_report",
+            "params:split",
+            "params:data.target",
+            "params:project.task",
+            "params:seed",
+            "params:checks.split",
+        ),
         ("train_split", "val_split", "test_split", "split_manifest"),
         ("data",),
     ),
@@ -120,6 +136,7 @@ NODES: tuple[NodeSpec, ...] = (
             "params:project.task",
             "params:split.group_column",
             "params:split.time_column",
+            "params:data.datetime_parts",
         ),
         ("preprocessor",),
         ("data",),

@@ -291,6 +291,19 @@ def _feature_schema(train: pd.DataFrame, pre: Preprocessor) -> list[dict[str, An
         if name in pre.categorical:
             schema.append({"name": name, "dtype": "category", "categories": pre.categorical[name], "nullable": True})
             continue
+        if name in pre.datetime:
+            present = column.dropna()
+            schema.append(
+                {
+                    "name": name,
+                    "dtype": "datetime",
+                    "min": present.min().isoformat() if len(present) else None,
+                    "max": present.max().isoformat() if len(present) else None,
+                    "parts": list(pre.datetime[name]),
+                    "nullable": bool(column.isna().any()),
+                }
+            )
+            continue
         schema.append(
             {
                 "name": name,

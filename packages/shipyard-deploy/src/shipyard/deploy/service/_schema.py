@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -108,6 +109,15 @@ def _category_field(spec: Mapping[str, Any], settings: ServiceConf) -> tuple[Any
     return kind, Field(alias=spec["name"], description=desc)
 
 
+def _datetime_field(spec: Mapping[str, Any]) -> tuple[Any, Any]:
+    parts = ", ".join(spec.get("parts", []))
+    desc = f"ISO 8601 date/time (training range {spec.get('min')} .. {spec.get('max')}); expanded into {parts}"
+    kind: Any = Annotated[datetime, Field(strict=True)]
+    if spec.get("nullable", True):
+        return kind | None, Field(alias=spec["name"], description=desc + "; null when missing")
+    return kind, Field(alias=spec["name"], description=desc)
+
+
 def _image_field(schema: list[dict[str, Any]], shape: list[int], settings: ServiceConf) -> tuple[Any, Any]:
     if math.prod(shape) != len(schema) or any(s["dtype"] != "float" for s in schema):
         raise DataError(
@@ -156,9 +166,12 @@ def _row_model(meta: Mapping[str, Any], settings: ServiceConf) -> tuple[type[Bas
         spec = specs[name]
         attr = f"f{i}"
         attrs.append(attr)
-        fields[attr] = (
-            _category_field(spec, settings) if spec["dtype"] == "category" else _numeric_field(spec, settings)
-        )
+        if spec["dtype"] == "category":
+            fields[attr] = _category_field(spec, settings)
+        elif spec["dtype"] == "datetime":
+            fields[attr] = _datetime_field(spec)
+        else:
+            fields[attr] = _numeric_field(spec, settings)
     return create_model(f"{_title(meta)}Row", __config__=config, **fields), features, attrs
 
 
@@ -215,6 +228,8 @@ def build_schema(meta: Mapping[str, Any], settings: ServiceConf) -> ServiceSchem
 def _plain(value: Any) -> Any:
     """A cell as JSON has it: numpy scalars as Python numbers, NaN and None as null."""
     value = value.item() if hasattr(value, "item") else value
+    if hasattr(value, "isoformat"):  # a date/time (pandas' NaT is not equal to itself: missing)
+        return value.isoformat() if value == value else None
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
