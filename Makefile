@@ -29,7 +29,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 quote = '$(subst ','"'"',$(value $(1)))'
 SHIPYARD := SHIPYARD_OVERRIDES=$(call quote,ARGS) $(BIN)/shipyard
 
-.PHONY: help setup train config compile search dashboard status list affected promote rollback lineage deploy serve batch \
+.PHONY: help setup new train config compile search dashboard status list affected promote rollback lineage deploy serve batch \
 	test test-fast drills test-isolated docs bench lint gpu-check clean-venv
 
 help: ## list the targets
@@ -48,6 +48,12 @@ setup: $(STAMP) ## create .venv and install the locked environment (only when mi
 
 train: setup ## train PROJECT: compose, validate, compile, dvc repro (ARGS= overrides)
 	$(SHIPYARD) train $(PROJECT)
+
+FROM ?=
+COLUMN ?=
+new: setup ## a new PROJECT from a data file: FROM=file.csv|.parquet|.db COLUMN=target (ARGS="--time-split", "--table T")
+	@test -n "$(FROM)" -a -n "$(COLUMN)" || { echo "usage: make new PROJECT=team/name FROM=data.csv COLUMN=label"; exit 2; }
+	$(BIN)/shipyard new $(PROJECT) --from $(call quote,FROM) --target $(call quote,COLUMN) $(ARGS)
 
 config: setup ## print PROJECT's resolved config (ARGS= overrides)
 	@$(SHIPYARD) config $(PROJECT)

@@ -38,6 +38,38 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_new(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from shipyard.core.paths import find_root
+    from shipyard.engine.new import new_project
+
+    root = find_root()
+    made = new_project(
+        root,
+        args.project,
+        Path(args.source),
+        args.target,
+        table=args.table,
+        task=args.task,
+        time_split=args.time_split,
+        time_column=args.time_column,
+        description=args.description,
+    )
+    p = made.proposal
+    print(f"wrote {made.config.relative_to(root)} and tracked {made.data.relative_to(root)} with DVC")
+    print(f"  task: {p.task} ({p.task_reason})")
+    print(f"  key: {p.key or 'row_id (generated)'}; split: {p.split.get('kind', 'auto')} ({p.split_reason})")
+    for role in ("numeric", "categorical", "datetime", "text", "identifier", "constant"):
+        names = p.columns(role)
+        if names:
+            print(f"  {role}: {', '.join(names[:10])}{', ...' if len(names) > 10 else ''}")
+    print("next:")
+    for line in made.next_commands:
+        print(f"  {line}")
+    return 0
+
+
 def cmd_compile(args: argparse.Namespace) -> int:
     from shipyard.engine.compiler import compile_project
 
@@ -399,6 +431,21 @@ def _parser() -> argparse.ArgumentParser:
     p = with_project("config", "print the resolved config of a project")
     p.add_argument("--json", action="store_true", help="print JSON instead of YAML")
     p.set_defaults(func=cmd_config)
+    p = sub.add_parser(
+        "new",
+        help="a new project from a CSV, Parquet file or SQLite table (infers task, key, roles, split)",
+        description="Write conf/project/TEAM/NAME.yaml from a data file, with a comment on each inferred "
+        "choice, and track the file with DVC. Refuses an existing project.",
+    )
+    p.add_argument("project", metavar="TEAM/NAME", help="the new project, e.g. ads/clicks")
+    p.add_argument("--from", dest="source", required=True, metavar="FILE", help=".csv, .parquet or SQLite .db")
+    p.add_argument("--target", required=True, metavar="COLUMN", help="the label column")
+    p.add_argument("--table", help="the table of a SQLite database")
+    p.add_argument("--task", choices=("binary", "multiclass", "regression"), help="instead of the inferred task")
+    p.add_argument("--time-split", action="store_true", help="split by time on the first date/time column")
+    p.add_argument("--time-column", metavar="COLUMN", help="split by time on this column")
+    p.add_argument("--description", help="one line on what the model is for")
+    p.set_defaults(func=cmd_new, overrides=[])
     with_project("compile", "write pipelines/<team>/<name>/dvc.yaml and params.yaml").set_defaults(func=cmd_compile)
     p = with_project("train", "compose, validate, compile and `dvc repro` a project")
     p.add_argument("--force", action="store_true", help="rerun every stage (dvc repro --force)")

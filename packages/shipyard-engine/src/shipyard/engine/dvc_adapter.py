@@ -85,3 +85,13 @@ def open_repo(root: Path) -> Any:
     from dvc.repo import Repo
 
     return Repo(str(root), _wait_for_lock=True)
+
+
+def track_file(root: Path, path: Path) -> None:
+    """``dvc add`` one file: DVC caches it and writes ``<path>.dvc`` (git keeps the pointer) and
+    the folder's ``.gitignore`` entry."""
+    repo = open_repo(root)
+    try:
+        repo.add(str(path.relative_to(root)))
+    finally:
+        repo.close()
