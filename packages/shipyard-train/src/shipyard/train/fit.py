@@ -224,6 +224,9 @@ def train_model(
         warnings.filterwarnings("ignore", message=".*Checkpoint directory.*exists and is not empty.*")
         warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")
         warnings.filterwarnings("ignore", message=".*logs directory.*exists and is not empty.*")
+        # Losses are logged per epoch (the learning curve); a small data set with fewer batches
+        # than log_every_n_steps loses nothing, and Lightning's advice has nothing to act on.
+        warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
         fitter.fit(
             module,
             make_loader(train, pre, batch, seed),
