@@ -5,6 +5,7 @@ file (SQLite table, time split); and the mistakes it must refuse without writing
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 
 import numpy as np
@@ -37,6 +38,7 @@ def _binary(n: int = N) -> pd.DataFrame:
         }
     )
     frame.loc[rng.choice(n, 30, replace=False), "tenure"] = np.nan
+    frame["promo"] = np.where(rng.random(n) < 0.1, "spring", None)  # mostly empty
     return frame
 
 
@@ -84,6 +86,7 @@ def test_binary_csv_with_categoricals_nulls_and_free_text(repo_factory) -> None:
     assert conf["data"]["text"] == ["note"] and "free text" in text
     assert conf["split"]["kind"] == "auto" and "stratified for binary" in text
     assert "drop_unlabeled" not in conf["data"]
+    assert conf["data"]["drop"] == ["promo"] and "empty (the data check allows 50%" in text
     raw = repo.path / "data" / "crm" / "churn" / "01_raw"
     assert (raw / "customers.csv").read_bytes() == source.read_bytes()
     assert "md5" in (raw / "customers.csv.dvc").read_text()
@@ -137,6 +140,12 @@ def test_dated_sqlite_table_with_a_time_split_trains_and_expands_the_dates(repo_
     checks = (repo.data("shop/busy") / "08_reporting" / "data_checks.txt").read_text()
     assert f"{N} read, {N - 2} kept (2 without a label dropped" in checks
     assert "split (time):" in train.stderr
+    # The run's report is a stage output; `shipyard report` adds the registered version's lineage.
+    page = (repo.data("shop/busy") / "08_reporting" / "report.html").read_text()
+    assert "<h2>Split</h2>" in page and "opened_at" in page and "parsed as dates/times" in page
+    shown = repo.run("report", "shop/busy").stdout.strip()
+    assert re.fullmatch(r"reports/shop/busy/v1(\.0\.0)?\.html", shown), shown
+    assert "shop.db md5" in (repo.path / shown).read_text()
 
 
 @pytest.mark.parametrize(

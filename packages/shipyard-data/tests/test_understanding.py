@@ -150,3 +150,11 @@ def test_label_mix_names_a_missing_class_and_a_shift() -> None:
     # A stratified split of the same rows has neither problem; regression is never judged.
     _, _, _, manifest = split_frame(frame, SplitConf(), "y", "multiclass", 0)
     assert label_mix(manifest, "multiclass", ThresholdCheckConf(0.15)) == []
+
+
+def test_a_code_with_more_values_than_max_categories_is_left_out_not_encoded() -> None:
+    """Short codes that repeat (an individual's ID seen in two years): too many to encode."""
+    codes = pd.Series([f"N{i % 90}A{i % 2}" for i in range(150)])
+    role = infer_role(codes, max_categories=50)
+    assert role.role == "identifier" and "more than preprocess.max_categories=50" in role.reason
+    assert infer_role(pd.Series(["a", "b", "c"] * 50), max_categories=50).role == "categorical"

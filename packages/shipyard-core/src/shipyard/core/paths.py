@@ -46,6 +46,7 @@ ARTIFACTS: dict[str, tuple[str, str]] = {
     "gate_report": ("08_reporting", "gate.json"),
     "confusion": ("08_reporting", "confusion.csv"),
     "edge_metrics": ("08_reporting", "edge_metrics.json"),
+    "report": ("08_reporting", "report.html"),
     "search": ("08_reporting", "search"),
     "train_workdir": ("06_models", ".train"),
 }

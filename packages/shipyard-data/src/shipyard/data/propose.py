@@ -32,6 +32,8 @@ class Proposal:
     classes: dict[str, int] = field(default_factory=dict)
     split: dict[str, object] = field(default_factory=dict)
     split_reason: str = ""
+    # Columns emptier than checks.max_null_fraction allows: the default data check would fail.
+    sparse: dict[str, str] = field(default_factory=dict)
 
     def columns(self, role: str) -> list[str]:
         return [c for c, r in self.roles.items() if r.role == role]
@@ -60,7 +62,9 @@ def _task(y: pd.Series, target: str) -> tuple[str, str]:
 
 def _key(frame: pd.DataFrame, roles: dict[str, Role]) -> tuple[str | None, str]:
     """An identifier column without nulls, preferring one whose name says id or key."""
-    candidates = [c for c, r in roles.items() if r.role == "identifier" and not frame[c].isna().any()]
+    candidates = [
+        c for c, r in roles.items() if r.role == "identifier" and not frame[c].isna().any() and frame[c].is_unique
+    ]
     named = [c for c in candidates if any(w in str(c).lower() for w in ("id", "key", "ref", "number"))]
     chosen = (named or candidates or [None])[0]
     if chosen is None:
@@ -93,6 +97,13 @@ def propose(
     proposal = Proposal(target=target, task=task or found_task, task_reason=reason, rows=len(frame))
     proposal.roles = {c: infer_role(frame[c], max_categories) for c in frame.columns if c != target}
     proposal.key, proposal.key_reason = _key(frame, proposal.roles)
+    from shipyard.core.schema import ChecksConf
+
+    limit = ChecksConf().max_null_fraction
+    for column in proposal.roles:
+        share = float(frame[column].isna().mean())
+        if share > limit:
+            proposal.sparse[column] = f"{share:.0%} empty (the data check allows {limit:.0%}: checks.max_null_fraction)"
     proposal.unlabeled = int(frame[target].isna().sum())
     if proposal.task != "regression":
         counts = frame[target].dropna().astype(str).value_counts()

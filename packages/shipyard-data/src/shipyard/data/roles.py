@@ -75,6 +75,12 @@ def infer_role(series: pd.Series, max_categories: int = 50) -> Role:
         return Role("text", f"free text ({distinct} distinct values, {words:.1f} words on average)")
     if n >= IDENTIFIER_ROWS and distinct == n:
         return Role("identifier", f"one value per row ({distinct} distinct values in {n} rows)")
+    if distinct > max_categories:
+        # Too many to one-hot encode, too short to be prose: a code or a name, not a category.
+        return Role(
+            "identifier",
+            f"{distinct} distinct values in {n} rows (more than preprocess.max_categories={max_categories})",
+        )
     return Role("categorical", f"{distinct} categories")
 
 

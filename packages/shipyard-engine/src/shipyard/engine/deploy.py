@@ -222,7 +222,7 @@ def _link_or_copy(src: str, dst: str) -> None:
 def _restorable(paths: ProjectPaths, targets: list[str]) -> Iterator[None]:
     """Run a build; if it fails, put each target's folder, its DVC pointer and the folder's
     .gitignore back as they were (what did not exist before is removed again)."""
-    root = deploy_dir(paths, "x").parent
+    root = paths.deploy_root
     files = [root / ".gitignore", *(root / f"{t}.dvc" for t in targets)]
     scratch_parent = paths.root / ".dvc" / "tmp" / "shipyard"
     scratch_parent.mkdir(parents=True, exist_ok=True)

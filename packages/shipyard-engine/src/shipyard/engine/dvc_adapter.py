@@ -92,6 +92,8 @@ def track_file(root: Path, path: Path) -> None:
     the folder's ``.gitignore`` entry."""
     repo = open_repo(root)
     try:
+        # DVC would log its own "to track the changes with git, run ..." hint; the caller says it.
+        repo.scm_context.quiet = True
         repo.add(str(path.relative_to(root)))
     finally:
         repo.close()

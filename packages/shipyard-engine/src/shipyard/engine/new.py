@@ -92,18 +92,19 @@ def project_yaml(project: str, source: dict[str, Any], p: Proposal, description:
         lines.append(f"  drop_unlabeled: true  # {p.unlabeled} row(s) have no label: left out and counted")
     dates = p.columns("datetime")
     time_column = p.split.get("time_column")
-    features_dates = [c for c in dates if c != time_column]
+    features_dates = [c for c in dates if c != time_column and c not in p.sparse]
     if features_dates:
         lines.append(f"  datetime: {_q(features_dates)}  # ISO 8601 dates/times: expanded into numeric parts")
-    text = p.columns("text")
+    text = [c for c in p.columns("text") if c not in p.sparse]
     if text:
         reasons = "; ".join(f"{c}: {p.roles[c].reason}" for c in text)
         lines.append(f"  text: {_q(text)}  # left out of the features ({reasons})")
-    drop = [c for c, r in p.roles.items() if r.role in ("identifier", "constant") and c != p.key]
+    drop = [c for c, r in p.roles.items() if (r.role in ("identifier", "constant") or c in p.sparse) and c != p.key]
     if drop:
-        reasons = "; ".join(f"{c}: {p.roles[c].reason}" for c in drop)
+        reasons = "; ".join(f"{c}: {p.sparse.get(c) or p.roles[c].reason}" for c in drop)
         lines.append(f"  drop: {_q(drop)}  # {reasons}")
-    numeric, categorical = p.columns("numeric"), p.columns("categorical")
+    numeric = [c for c in p.columns("numeric") if c not in p.sparse]
+    categorical = [c for c in p.columns("categorical") if c not in p.sparse]
     lines.append(
         f"# features: {len(numeric)} numeric ({', '.join(numeric[:8])}{', ...' if len(numeric) > 8 else ''}), "
         f"{len(categorical)} categorical ({', '.join(categorical[:8])}{', ...' if len(categorical) > 8 else ''})"

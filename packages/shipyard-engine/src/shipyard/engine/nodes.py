@@ -222,3 +222,28 @@ def gate(
         report["passed"] = all(c["passed"] for c in report["checks"])
     return report
 
+
+def report(
+    check_report: dict[str, Any],
+    split_manifest: dict[str, Any],
+    learning_curve: Any,
+    metrics: dict[str, float],
+    confusion: Any,
+    gate_report: dict[str, Any],
+    project: ProjectConf,
+    model: ModelConf,
+    seed: int,
+) -> str:
+    """The run's self-contained HTML report (08_reporting/report.html)."""
+    from shipyard.engine.html_report import render
+
+    artifacts = {
+        "check_report": check_report,
+        "split_manifest": split_manifest,
+        "learning_curve": learning_curve,
+        "metrics": metrics,
+        "confusion": confusion,
+        "gate_report": gate_report,
+    }
+    run = {"project": f"{project.team}/{project.name}", "model": model.target, "seed": seed}
+    return render(f"{project.team}/{project.name}", str(project.task), artifacts, run=run)

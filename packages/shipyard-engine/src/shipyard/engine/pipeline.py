@@ -68,6 +68,7 @@ _SPECS = (
     DatasetSpec("metrics", "json", "metrics"),
     DatasetSpec("gate_report", "json"),
     DatasetSpec("confusion", "csv", "plot", {"template": "confusion", "x": "actual", "y": "predicted"}),
+    DatasetSpec("report", "text"),
 )
 DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in _SPECS}
 
@@ -184,6 +185,23 @@ NODES: tuple[NodeSpec, ...] = (
         ),
         ("gate_report",),
         ("train",),
+    ),
+    NodeSpec(
+        "report",
+        nodes.report,
+        (
+            "check_report",
+            "split_manifest",
+            "learning_curve",
+            "metrics",
+            "confusion",
+            "gate_report",
+            "params:project",
+            "params:model",
+            "params:seed",
+        ),
+        ("report",),
+        ("engine",),
     ),
 )
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -112,7 +112,8 @@ def _category_field(spec: Mapping[str, Any], settings: ServiceConf) -> tuple[Any
 def _datetime_field(spec: Mapping[str, Any]) -> tuple[Any, Any]:
     parts = ", ".join(spec.get("parts", []))
     desc = f"ISO 8601 date/time (training range {spec.get('min')} .. {spec.get('max')}); expanded into {parts}"
-    kind: Any = Annotated[datetime, Field(strict=True)]
+    # A date alone (2024-03-05) is a date/time at midnight, as training read it.
+    kind: Any = Annotated[datetime, Field(strict=True)] | Annotated[date, Field(strict=True)]
     if spec.get("nullable", True):
         return kind | None, Field(alias=spec["name"], description=desc + "; null when missing")
     return kind, Field(alias=spec["name"], description=desc)
