@@ -62,7 +62,7 @@ def _artifacts() -> dict:
         },
         "split_manifest": {
             "kind": "stratified",
-            "counts": {"train": 210, "val": 45, "test": 45},
+            "counts": {"test": 45, "train": 210, "val": 45},
             "labels": {"train": {"no": 190, "yes": 20}, "val": {"no": 41, "yes": 4}, "test": {"no": 45, "yes": 0}},
             "warnings": [
                 {
@@ -104,6 +104,8 @@ def test_the_page_holds_every_section_and_loads_nothing_from_elsewhere() -> None
         assert f"<h2>{heading}</h2>" in page
     assert "note &lt;b&gt;" in page and "note <b>" not in page  # data is escaped, never markup
     assert "class 'yes': 0 rows in test" in html.unescape(page) and "gate FAILED" in page and "<polyline" in page
+    # The split table reads train, val, test (the manifest's JSON has its keys sorted).
+    assert "<th>class</th><th>train</th><th>val</th><th>test</th>" in page
     # No script, stylesheet, image or font from anywhere: the only URL is the SVG namespace.
     assert not re.search(r"<(script|link|img|iframe)\b", page)
     assert re.findall(r"https?://[^\"' )]+", page) == ["http://www.w3.org/2000/svg"]

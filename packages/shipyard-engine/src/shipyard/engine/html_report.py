@@ -43,12 +43,12 @@ def _num(value: Any) -> str:
 
 def _table(header: list[str], rows: list[list[Any]], numeric: set[int] | None = None) -> str:
     numeric = numeric or set()
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    head = "<tr>" + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr>" if any(header) else ""
     body = "".join(
         "<tr>" + "".join(f"<td{' class=n' if i in numeric else ''}>{c}</td>" for i, c in enumerate(r)) + "</tr>"
         for r in rows
     )
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f"<table>{head}{body}</table>"
 
 
 def _read(path: Path) -> Any:
@@ -119,7 +119,9 @@ def _data_section(check: dict[str, Any] | None) -> str:
 def _split_section(manifest: dict[str, Any] | None) -> str:
     if not manifest:
         return "<p class=muted>no split</p>"
-    counts = manifest["counts"]
+    # JSON artifacts are written with sorted keys: put the splits back in their own order.
+    order = {"train": 0, "val": 1, "test": 2}
+    counts = dict(sorted(manifest["counts"].items(), key=lambda kv: order.get(kv[0], 3)))
     labels = manifest.get("labels") or {}
     out = [f"<p>kind: <code>{_e(manifest['kind'])}</code></p>"]
     train = labels.get("train") or {}
