@@ -139,3 +139,19 @@ def test_a_headless_browser_renders_the_chart_and_the_verdicts(tmp_path: Path) -
     assert near((0x1F, 0x6F, 0xEB)), "the learning curve's line is not on the page"
     assert near((0xB3, 0x26, 0x1E)), "the failed gate's red verdict is not on the page"
     assert near((0xF1, 0xF4, 0xF9)), "the tables' header shading is not on the page"
+
+
+def test_deployments_show_edge_parity_per_variant() -> None:
+    parity = {
+        "metric": "accuracy",
+        "variants": {
+            "fp32": {"passed": True, "max_abs_diff": 2e-7, "metric": 0.96, "size_bytes": 9000, "latency_p50_ms": 0.02},
+            "int8": {"passed": False, "max_abs_diff": 0.2, "metric": 0.81, "size_bytes": 3000, "latency_p50_ms": 0.01},
+        },
+    }
+    deployments = {"edge": {"path": "deploy/shop/orders/edge", "version": "v2.0.0", "parity": parity}}
+    page = render("shop/orders", "binary", _artifacts(), deployments=deployments)
+    section = page[page.index("<h2>Deployments</h2>") :]
+    assert "deploy/shop/orders/edge (v2.0.0)" in section and "<th>test accuracy</th>" in section
+    assert "<td>fp32</td><td><span class=pass>pass</span></td>" in section
+    assert "<td>int8</td><td><span class=fail>FAIL</span></td>" in section

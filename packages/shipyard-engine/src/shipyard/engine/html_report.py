@@ -281,12 +281,15 @@ def _deployments(deployments: dict[str, Any] | None) -> str:
                     f"<span class={'pass' if v.get('passed') else 'fail'}>{'pass' if v.get('passed') else 'FAIL'}"
                     "</span>",
                     _num(v.get("max_abs_diff")),
-                    _num(v.get("metric_value", v.get("metric", ""))),
+                    _num(v.get("metric", "")),
                     _num(v.get("size_bytes", "")),
+                    _num(v.get("latency_p50_ms", "")),
                 ]
                 for name, v in parity.get("variants", {}).items()
             ]
-            out.append(_table(["edge variant", "parity", "max |diff|", "metric", "bytes"], rows, {2, 3, 4}))
+            metric = f"test {parity.get('metric', 'metric')}"
+            header = ["edge variant", "parity", "max |diff| vs torch", metric, "bytes", "p50 ms (batch 1)"]
+            out.append(_table(header, rows, {2, 3, 4, 5}))
     return "".join(out)
 
 
