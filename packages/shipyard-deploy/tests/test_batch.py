@@ -491,3 +491,13 @@ def test_importing_the_package_and_cli_stays_light() -> None:
     done = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == []
+
+
+def test_a_date_that_is_not_iso_8601_is_a_named_reject() -> None:
+    from shipyard.deploy.batch._validate import _dates
+
+    raw = np.array(["2024-01-05", "2024-01-05T10:00:00+01:00", None, "05/01/2024", "soon"], dtype=object)
+    [(mask, reason)] = _dates("when", raw)
+    assert mask.tolist() == [False, False, False, True, True]
+    assert reason(3) == "when: '05/01/2024' is not an ISO 8601 date/time"
+    assert _dates("when", np.array(["2024-01-05"], dtype=object)) == []
