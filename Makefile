@@ -29,7 +29,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 quote = '$(subst ','"'"',$(value $(1)))'
 SHIPYARD := SHIPYARD_OVERRIDES=$(call quote,ARGS) $(BIN)/shipyard
 
-.PHONY: help setup train config compile search dashboard status list affected promote rollback lineage deploy serve batch \
+.PHONY: help setup new report train config compile search dashboard status list affected promote rollback lineage deploy serve batch \
 	test test-fast drills test-isolated docs bench lint gpu-check clean-venv
 
 help: ## list the targets
@@ -48,6 +48,12 @@ setup: $(STAMP) ## create .venv and install the locked environment (only when mi
 
 train: setup ## train PROJECT: compose, validate, compile, dvc repro (ARGS= overrides)
 	$(SHIPYARD) train $(PROJECT)
+
+FROM ?=
+COLUMN ?=
+new: setup ## a new PROJECT from a data file: FROM=file.csv|.parquet|.db COLUMN=target (ARGS="--time-split", "--table T")
+	@test -n "$(FROM)" -a -n "$(COLUMN)" || { echo "usage: make new PROJECT=team/name FROM=data.csv COLUMN=label"; exit 2; }
+	$(BIN)/shipyard new $(PROJECT) --from $(call quote,FROM) --target $(call quote,COLUMN) $(ARGS)
 
 config: setup ## print PROJECT's resolved config (ARGS= overrides)
 	@$(SHIPYARD) config $(PROJECT)
@@ -76,6 +82,9 @@ dashboard: setup ## optuna-dashboard on PROJECT's study at http://127.0.0.1:8080
 
 affected: setup ## projects whose config, data or code changed since BASE (a git ref, default origin/main)
 	@$(BIN)/shipyard affected --base $(or $(BASE),origin/main)
+
+report: setup ## PROJECT's HTML report (VERSION= a registered version, default the newest) under reports/
+	@$(BIN)/shipyard report $(PROJECT) $(VERSION)
 
 lineage: setup ## how VERSION of PROJECT was made
 	@test -n "$(VERSION)" || { echo "usage: make lineage PROJECT=team/name VERSION=v1"; exit 2; }

@@ -103,7 +103,7 @@ def test_failed_check_stops_the_pipeline_with_a_report(tmp_path: Path) -> None:
     assert not (repo.data(BC) / "05_model_input").exists(), "nothing downstream runs"
     # Loosen the rule: the pipeline goes on from the check, ingest is cached.
     ran, _ = repo.train(BC, "checks.class_balance=[0.3,0.7]", "trainer.max_epochs=2", "trainer.progress_bar=false")
-    assert ran == ["check", "split", "fit_preprocessing", "train", "evaluate", "gate"]
+    assert ran == ["check", "split", "fit_preprocessing", "train", "evaluate", "gate", "report"]
 
 
 @pytest.mark.slow
@@ -111,7 +111,7 @@ def test_failed_check_stops_the_pipeline_with_a_report(tmp_path: Path) -> None:
 def test_example_projects_train(tmp_path: Path, project: str) -> None:
     repo = make_repo(tmp_path / "repo")
     ran, _ = repo.train(project, "trainer.max_epochs=3", "trainer.progress_bar=false")
-    assert ran == ["ingest", "check", "split", "fit_preprocessing", "train", "evaluate", "gate"]
+    assert ran == ["ingest", "check", "split", "fit_preprocessing", "train", "evaluate", "gate", "report"]
     manifest = json.loads((repo.data(project) / "05_model_input" / "split_manifest.json").read_text())
     if project.startswith("timeseries"):
         ranges = manifest["time_ranges"]

@@ -60,7 +60,7 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(repo_factory) 
     assert not (repo.data(BC) / "06_models" / "bundle").exists(), "a killed run leaves nothing that looks finished"
 
     ran, _ = repo.train(BC, *overrides)
-    assert ran == ["train", "evaluate", "gate"]
+    assert ran == ["train", "evaluate", "gate", "report"]
     report = repo.data(BC) / "08_reporting" / "train_report.json"
     assert '"resumed": true' in report.read_text()
     assert (_quality(repo.metrics(BC)), repo.bundle_meta(BC)["weights_sha256"]) == expected
@@ -69,7 +69,7 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(repo_factory) 
 def test_ddp_on_cpu_with_two_processes(repo_factory) -> None:  # type: ignore[no-untyped-def]
     repo: Repo = repo_factory()
     ran, _proc = repo.train(BC, "trainer=ddp", "trainer.max_epochs=2", "trainer.progress_bar=false")
-    assert ran[-3:] == ["train", "evaluate", "gate"]
+    assert ran[-4:] == ["train", "evaluate", "gate", "report"]
     report = (repo.data(BC) / "08_reporting" / "train_report.json").read_text()
     assert '"strategy": "ddp"' in report and '"devices": 2' in report
     assert repo.metrics(BC)["test/accuracy"] > 0.5

@@ -63,7 +63,7 @@ def test_plain_dvc_repro_runs_without_activating_the_venv(
     repo, proc = trained
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     ran = re.findall(rf"^Running stage 'pipelines/{BC}/dvc.yaml:(\w+)':$", proc.stdout, re.MULTILINE)
-    assert ran == ["ingest", "check", "split", "fit_preprocessing", "train", "evaluate", "gate"]
+    assert ran == ["ingest", "check", "split", "fit_preprocessing", "train", "evaluate", "gate", "report"]
     assert "test/f1" in repo.metrics(BC)
     lock = (repo.path / "pipelines" / BC / "dvc.lock").read_text()
     assert str(Path(sys.executable).parent) not in lock, "no machine path in the lineage record"

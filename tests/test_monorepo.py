@@ -101,7 +101,7 @@ def test_affected_cli_errors_on_a_bad_ref(mono: Repo) -> None:
 def test_team_package_model_trains_through_the_standard_pipeline(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo")
     ran, _proc = repo.train("tabular/breast_cancer_residual", "trainer.max_epochs=3", "trainer.progress_bar=false")
-    assert ran[-3:] == ["train", "evaluate", "gate"]
+    assert ran[-4:] == ["train", "evaluate", "gate", "report"]
     meta = repo.bundle_meta("tabular/breast_cancer_residual")
     assert meta["model"]["_target_"] == "tabular_models.ResidualMLP"  # type: ignore[index]
     dvc_yaml = (repo.path / "pipelines" / "tabular" / "breast_cancer_residual" / "dvc.yaml").read_text()

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 BC = "tabular/breast_cancer"
 FAST = ("trainer.max_epochs=4", "trainer.progress_bar=false")
-ALL = ["ingest", "check", "split", "fit_preprocessing", "train", "evaluate", "gate"]
+ALL = ["ingest", "check", "split", "fit_preprocessing", "train", "evaluate", "gate", "report"]
 
 
 def test_train_then_rerun_only_what_changed(repo_factory) -> None:  # type: ignore[no-untyped-def]
@@ -48,11 +48,11 @@ def test_train_then_rerun_only_what_changed(repo_factory) -> None:  # type: igno
 
     # A training parameter: train and evaluate only.
     ran, _ = repo.train(BC, "trainer.max_epochs=3", "trainer.progress_bar=false")
-    assert ran == ["train", "evaluate", "gate"]
+    assert ran == ["train", "evaluate", "gate", "report"]
 
     # Only an evaluation parameter: evaluate only, no retraining.
     ran, _ = repo.train(BC, "trainer.max_epochs=3", "trainer.progress_bar=false", "evaluate.latency_repeats=10")
-    assert ran == ["evaluate", "gate"]
+    assert ran == ["evaluate", "gate", "report"]
 
     # The split: split onward, never ingest.
     ran, _ = repo.train(
@@ -63,7 +63,7 @@ def test_train_then_rerun_only_what_changed(repo_factory) -> None:  # type: igno
         "split.val=0.2",
         "split.train=0.65",
     )
-    assert ran == ["split", "fit_preprocessing", "train", "evaluate", "gate"]
+    assert ran == ["split", "fit_preprocessing", "train", "evaluate", "gate", "report"]
 
     # One byte of the raw file: everything from ingest.
     raw.write_text(raw.read_text().replace("\n1", "\n2", 1))

@@ -238,7 +238,7 @@ def test_a_killed_runs_dvc_lock_is_cleared_when_its_process_is_dead(repo: Repo) 
         assert (workdir / "last.ckpt").exists(), "killed before its first checkpoint"
         assert str(killed.pid) in json.dumps(_rwlock(repo)), "the fault's setting: DVC's lock names the dead process"
         ran, rerun = repo.train(BC, *overrides, "--no-register")
-        assert ran == ["train", "evaluate", "gate"]
+        assert ran == ["train", "evaluate", "gate", "report"]
         assert f"cleared DVC's lock entries of process {killed.pid}" in rerun.stderr
         assert '"resumed": true' in (repo.data(BC) / "08_reporting" / "train_report.json").read_text()
         assert str(killed.pid) not in json.dumps(_rwlock(repo))

@@ -250,7 +250,7 @@ def test_ddp_on_two_nodes_matches_one_process_and_only_rank_zero_writes(trained:
         assert code1 == 0, err1[-3000:]
     finally:
         stop_process(second)
-    assert [line[2:] for line in err.splitlines() if line.startswith("▶ ")] == ["train", "evaluate", "gate"]
+    assert [line[2:] for line in err.splitlines() if line.startswith("▶ ")] == ["train", "evaluate", "gate", "report"]
 
     report = json.loads((node0.data(BC) / "08_reporting" / "train_report.json").read_text())
     assert report["hardware"]["world_size"] == 2 and report["hardware"]["num_nodes"] == 2

@@ -14,7 +14,8 @@ model's batch dimension is dynamic: ``metadata.input.shape`` is ``[-1, features]
 JSON list of results in the same order.
 
 No torch and no Shipyard: numeric preprocessing (imputation, scaling) and categorical encoding
-run inside the .tflite graph; this script only turns categories into their vocabulary index.
+run inside the .tflite graph; this script only turns categories into their vocabulary index and
+a date/time (an ISO 8601 string) into the numeric parts the model was trained on.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import argparse
 import json
 import math
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,40 @@ def _category(value: Any) -> str | None:
     return str(value)
 
 
+_PERIODS = {"month": 12.0, "dayofweek": 7.0, "dayofyear": 365.25, "hour": 24.0}
+
+
+def datetime_part(value: Any, part: str) -> float:
+    """One numeric part of an ISO 8601 date/time, as Shipyard's training computed it
+    (shipyard.core.features.datetime_parts): dayofweek counts from Monday = 0, timestamp is days
+    since 1970-01-01 (UTC), *_sin/*_cos encode month, day of week, day of year or hour on a circle."""
+    if value is None:
+        return math.nan
+    try:
+        when = datetime.fromisoformat(str(value).strip())
+    except ValueError as exc:
+        raise RowError(f"{value!r} is not an ISO 8601 date/time") from exc
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC).replace(tzinfo=None)
+    when = when.replace(microsecond=0)
+    epoch = (when - datetime(1970, 1, 1)).total_seconds()
+    base = {
+        "year": when.year,
+        "month": when.month,
+        "day": when.day,
+        "dayofweek": when.weekday(),
+        "dayofyear": when.timetuple().tm_yday,
+        "hour": when.hour,
+        "minute": when.minute,
+        "timestamp": epoch / 86400.0,
+    }
+    stem, _, fn = part.rpartition("_") if part.endswith(("_sin", "_cos")) else (part, "", "")
+    if not fn:
+        return float(base[part])
+    angle = 2.0 * math.pi * (base[stem] - (1.0 if stem in ("month", "dayofyear") else 0.0)) / _PERIODS[stem]
+    return math.sin(angle) if fn == "sin" else math.cos(angle)
+
+
 def _encode_row(meta: dict[str, Any], row: dict[str, Any] | list[Any], x: np.ndarray) -> None:
     """Write one raw row into ``x`` (one row of the model input)."""
     spec = meta["input"]
@@ -66,10 +102,18 @@ def _encode_row(meta: dict[str, Any], row: dict[str, Any] | list[Any], x: np.nda
         row = dict(zip(names, row, strict=True))
     if not isinstance(row, dict):
         raise RowError(f"a row is a JSON object or list, got {type(row).__name__}")
-    missing = [n for n in names if n not in row]
+    dates = {f["datetime"]["column"] for f in spec["numeric"] if f.get("datetime")}
+    missing = [n for n in names if n not in row and not (n.rpartition(".")[0] in dates and n.rpartition(".")[0] in row)]
     if missing:
         raise RowError(f"the row lacks feature(s) {', '.join(map(repr, missing[:5]))} (use null for a missing value)")
     for feature in spec["numeric"]:
+        if feature.get("datetime") and feature["datetime"]["column"] in row:
+            source = feature["datetime"]
+            try:
+                x[feature["position"]] = datetime_part(row[source["column"]], source["part"])
+            except RowError as exc:
+                raise RowError(f"feature {source['column']!r}: {exc}") from exc
+            continue
         value = row[feature["name"]]
         try:
             x[feature["position"]] = np.nan if value is None else float(value)

@@ -234,14 +234,14 @@ def churn_with_bad_rows(example: Any) -> pd.DataFrame:
     frame.loc[0, "monthly_charges"] = "lots"  # not a number
     frame.loc[1, "monthly_charges"] = None  # missing where training had none
     frame.loc[2, "support_calls"] = 1e6  # far beyond the training range
-    frame.loc[3, "contract"] = "weekly"  # unknown category: accepted unless strict
+    frame.loc[3, "contract"] = "weekly"  # unknown category: rejected unless unknown_category=accept
     frame.loc[4, "customer_id"] = None  # no key
     return frame
 
 
 def test_rejects_go_to_a_file_and_the_job_goes_on(examples: Any, tmp_path: Path) -> None:
     ex = examples["churn"]
-    job_dir = make_job(ex, tmp_path, chunk_size=40, rejects={"max_fraction": 0.05})
+    job_dir = make_job(ex, tmp_path, chunk_size=40, rejects={"max_fraction": 0.05, "unknown_category": "accept"})
     frame = churn_with_bad_rows(ex)
     source = tmp_path / "customers.csv"
     frame.to_csv(source, index=False)
@@ -272,9 +272,12 @@ def test_rejects_go_to_a_file_and_the_job_goes_on(examples: Any, tmp_path: Path)
     assert got["prediction"].tolist() == labels
 
 
-def test_strict_categories_and_too_many_rejects_fail_the_job(examples: Any, tmp_path: Path) -> None:
+def test_unknown_categories_are_rejected_by_default_and_too_many_rejects_fail_the_job(
+    examples: Any, tmp_path: Path
+) -> None:
+    """By default an unseen category is a reject, as the service refuses it (422)."""
     ex = examples["churn"]
-    job_dir = make_job(ex, tmp_path, chunk_size=40, rejects={"max_fraction": 0.01, "unknown_category": "reject"})
+    job_dir = make_job(ex, tmp_path, chunk_size=40, rejects={"max_fraction": 0.01})
     source = tmp_path / "customers.parquet"
     frame = churn_with_bad_rows(ex)
     frame["monthly_charges"] = pd.to_numeric(frame["monthly_charges"], errors="coerce")
@@ -374,7 +377,7 @@ def test_a_different_run_is_not_mixed_into_an_output(examples: Any, tmp_path: Pa
 
 def test_sqlite_in_and_out_is_idempotent(examples: Any, tmp_path: Path) -> None:
     ex = examples["churn"]
-    job_dir = make_job(ex, tmp_path, chunk_size=64, rejects={"max_fraction": 0.05})
+    job_dir = make_job(ex, tmp_path, chunk_size=64, rejects={"max_fraction": 0.05, "unknown_category": "accept"})
     frame = churn_with_bad_rows(ex).drop(index=[4])  # SQL inputs need their key to order rows
     frame["monthly_charges"] = pd.to_numeric(frame["monthly_charges"], errors="coerce")
     db = tmp_path / "shop.db"
@@ -488,3 +491,13 @@ def test_importing_the_package_and_cli_stays_light() -> None:
     done = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == []
+
+
+def test_a_date_that_is_not_iso_8601_is_a_named_reject() -> None:
+    from shipyard.deploy.batch._validate import _dates
+
+    raw = np.array(["2024-01-05", "2024-01-05T10:00:00+01:00", None, "05/01/2024", "soon"], dtype=object)
+    [(mask, reason)] = _dates("when", raw)
+    assert mask.tolist() == [False, False, False, True, True]
+    assert reason(3) == "when: '05/01/2024' is not an ISO 8601 date/time"
+    assert _dates("when", np.array(["2024-01-05"], dtype=object)) == []

@@ -123,3 +123,43 @@ def test_app_explains_a_bad_row(edge_dirs: dict[str, Path]) -> None:
     assert code == 2 and "'tenure_months' must be a number or null" in err
     code, _, err, _ = predict(edge_dirs["churn"], [1, 2], "--variant", "fp16")
     assert code == 2 and "no 'fp16' variant" in err
+
+
+def test_a_date_feature_gives_the_same_answer_on_the_device(tmp_path: Path) -> None:
+    """Parity for a date/time feature: the device sends the ISO 8601 string, the app computes the
+    parts (no pandas), the graph imputes and scales them, and the answer is the bundle's own.
+    A missing date, an offset converted to UTC and a bad date are covered."""
+    import pandas as pd
+    import torch
+    from shipyard.core.features import Preprocessor
+    from shipyard.core.schema import PreprocessConf
+    from shipyard.data import fit_preprocessor
+    from shipyard.deploy.edge import build_edge_bundle
+    from shipyard.train.models import MLP
+
+    rng = np.random.default_rng(0)
+    n = 80
+    when = pd.Series(pd.date_range("2023-01-01", periods=n, freq="53h"))
+    frame = pd.DataFrame({"row_id": range(n), "x": rng.normal(size=n), "when": when, "y": rng.choice(["a", "b"], n)})
+    parts = ["year", "month", "dayofweek", "hour", "timestamp", "month_sin", "dayofyear_cos", "hour_cos"]
+    pre = Preprocessor.from_state(fit_preprocessor(frame, "y", None, PreprocessConf(), "binary", None, parts))
+    torch.manual_seed(0)
+    net = MLP(n_features=pre.n_features, n_outputs=1, hidden=[8], dropout=0.0).eval()
+    bundle = ModelBundle(meta={"model": {"_target_": "shipyard.train.models.MLP"}}, preprocessor=pre, net=net)
+    build_edge_bundle(
+        bundle, tmp_path / "edge", {**FAST, "variants": ["fp32"]}, project="t/dates", version="d1", test_frame=frame
+    )
+    meta = json.loads((tmp_path / "edge" / "metadata.json").read_text())
+    assert [f["datetime"]["part"] for f in meta["input"]["numeric"] if f.get("datetime")] == parts
+    rows = [
+        {"x": 0.3, "when": "2024-02-29T13:45:00"},
+        {"x": -1.0, "when": "2023-06-01T23:30:00-03:00"},  # 2023-06-02T02:30 UTC
+        {"x": 0.0, "when": None},
+    ]
+    code, out, err, imported = predict(tmp_path / "edge", rows, flag="--rows")
+    assert code == 0, err
+    assert imported.isdisjoint(FORBIDDEN), imported & FORBIDDEN
+    expected = bundle.predict_scores(pd.DataFrame(rows))
+    assert [r["probability"] for r in out] == pytest.approx(list(expected), abs=1e-5)
+    code, _, err, _ = predict(tmp_path / "edge", {"x": 1.0, "when": "29/02/2024"})
+    assert code == 2 and "feature 'when': '29/02/2024' is not an ISO 8601 date/time" in err

@@ -343,3 +343,52 @@ def test_bentoml_tooling_sees_the_model(examples, tmp_path: Path) -> None:
     requirements = (tmp_path / "svc" / "requirements.txt").read_text().splitlines()
     assert f"torch=={Version(torch.__version__).public}" in requirements
     assert not [r for r in requirements if "+" in r]
+
+
+def test_a_date_feature_takes_iso_dates_and_times_and_names_a_bad_one() -> None:
+    """A date/time feature: an ISO 8601 date or date-time (an offset converts to UTC) feeds the
+    same model input as training's parsed column; another spelling is a 422 naming the field."""
+    import pandas as pd
+    from shipyard.core.features import Preprocessor
+
+    pre = Preprocessor(
+        task="binary",
+        features=["x", "when"],
+        target="y",
+        mean=[0.0, 2020.0, 3.0],
+        scale=[1.0, 2.0, 2.0],
+        fill=[0.0, 2020.0, 3.0],
+        classes=["a", "b"],
+        datetime={"when": ["year", "dayofweek"]},
+    )
+    schema_rows = [
+        {"name": "x", "dtype": "float", "min": -3.0, "max": 3.0, "nullable": False},
+        {
+            "name": "when",
+            "dtype": "datetime",
+            "min": "2019-01-01T00:00:00",
+            "max": "2024-01-01T00:00:00",
+            "parts": ["year", "dayofweek"],
+            "nullable": True,
+        },
+    ]
+    meta = {"project": {"name": "dates"}, "preprocessor": pre.state(), "feature_schema": schema_rows}
+    schema = build_schema(meta, validate_settings(None))
+    body = {
+        "rows": [
+            {"x": 1.0, "when": "2021-03-05"},
+            {"x": 0.5, "when": "2021-03-05T23:30:00-02:00"},
+            {"x": 0.0, "when": None},
+        ]
+    }
+    request = schema.request.model_validate_json(json.dumps(body))
+    expected = pre.transform(
+        {
+            "x": [1.0, 0.5, 0.0],
+            "when": pd.to_datetime(["2021-03-05", "2021-03-06T01:30:00", None], format="ISO8601").to_numpy(),
+        }
+    )
+    np.testing.assert_array_equal(pre.transform(schema.columns(request.rows)), expected)
+    with pytest.raises(ValidationError) as err:
+        schema.request.model_validate_json(json.dumps({"rows": [{"x": 1.0, "when": "05/03/2021"}]}))
+    assert err.value.errors()[0]["loc"][:3] == ("rows", 0, "when")

@@ -129,3 +129,21 @@ def test_stage_launcher_runs_the_python_that_started_it(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("config error: unknown stage 'trian'"), proc.stderr
+
+
+def test_the_split_stage_warns_on_a_missing_class_and_fails_under_strict(capsys: pytest.CaptureFixture[str]) -> None:
+    """checks.split: a class absent from the test split is printed as a warning, or stops the
+    stage with a DataError naming checks.split when its action is fail (checks=strict)."""
+    import pandas as pd
+    from shipyard.core.errors import DataError
+    from shipyard.core.schema import Action, SplitConf, SplitKind, ThresholdCheckConf
+    from shipyard.engine import nodes
+
+    frame = pd.DataFrame({"k": range(100), "t": range(100), "y": ["rare"] * 4 + ["a"] * 96})
+    split = SplitConf(kind=SplitKind.time, time_column="t")
+    nodes.split(frame, {}, split, "y", "multiclass", 0, ThresholdCheckConf(0.15, Action.warn))
+    err = capsys.readouterr().err
+    assert "split (time): 70 train, 15 val, 15 test" in err and "warning: class missing from a split [test]" in err
+    with pytest.raises(DataError) as info:
+        nodes.split(frame, {}, split, "y", "multiclass", 0, ThresholdCheckConf(0.15, Action.fail))
+    assert info.value.key == "checks.split" and "class missing from a split" in info.value.message

@@ -138,3 +138,22 @@ def test_an_intact_checkpoint_still_resumes(tmp_path: Path) -> None:
     again = train_model(train, val, state, **_conf("binary"), workdir=workdir)
     assert again.report["resumed"] is True
     assert again.bundle.weights_sha256 == reference.bundle.weights_sha256
+
+
+def test_a_default_fit_on_a_small_data_set_warns_about_nothing_a_user_can_act_on(tmp_path: Path) -> None:
+    """Fewer batches than the default log_every_n_steps (90 rows, batch 32: 3 batches, 5 steps)
+    and metrics on a multiclass split: no Lightning or torchmetrics warning reaches the user."""
+    import warnings
+
+    from shipyard.train.fit import train_model
+
+    train, val, state = _data("multiclass")
+    conf = _conf("multiclass", max_epochs=2)
+    conf["trainer"] = dataclasses.replace(
+        conf["trainer"], batch_size=32, log_every_n_steps=TrainerConf().log_every_n_steps
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train_model(train, val, state, **conf, workdir=tmp_path / "w")
+    shown = [str(w.message) for w in caught if "shipyard" not in w.filename]
+    assert not [m for m in shown if "logging interval" in m or "torchmetrics" in m.lower()], shown

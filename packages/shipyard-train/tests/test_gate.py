@@ -44,3 +44,18 @@ def test_non_finite_model_input_names_the_feature(value: float) -> None:
         evaluate_gate({"test/f1": 1.0}, train, test, pre, GATE)
     assert info.value.message.startswith("feature(s) 'b' of the training split are not finite numbers")
     assert info.value.key == "b" and info.value.exit_code == 2
+
+
+def test_auto_metric_is_balanced_when_the_smallest_class_is_rare() -> None:
+    """Balanced: f1 (binary). One class at 5 % of the training split (below half an even share
+    of 50 %): balanced accuracy, with the reason in words; the baselines are judged on it too."""
+    train, test, pre = _split()
+    assert evaluate_gate({"test/f1": 1.0}, train, test, pre, GATE)["metric"] == "test/f1"
+    train = train.assign(y=[1] * 3 + [0] * 57)
+    report = evaluate_gate({"test/balanced_accuracy": 1.0}, train, test, pre, GATE)
+    assert report["metric"] == "test/balanced_accuracy"
+    assert report["checks"][0]["name"] == "beats linear baseline on test/balanced_accuracy"
+    assert report["metric_reason"].startswith("the smallest class ('1') is 5.0% of the training split")
+    # An explicit metric is kept as set.
+    explicit = GateConf(metric="test/accuracy", baseline=BaselineConf(models=[Baseline.linear]))
+    assert evaluate_gate({"test/accuracy": 1.0}, train, test, pre, explicit)["metric"] == "test/accuracy"

@@ -117,3 +117,33 @@ def test_metrics_per_task() -> None:
     assert multi["accuracy"] == pytest.approx(1.0) and multi["f1"] == pytest.approx(1.0)
     reg = compute_metrics("regression", np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 5.0]), 0)
     assert reg["mae"] == pytest.approx(2 / 3) and reg["rmse"] == pytest.approx((4 / 3) ** 0.5)
+
+
+def test_metrics_tell_the_truth_on_imbalanced_data() -> None:
+    """Against scikit-learn: balanced accuracy and macro F1 beside accuracy; a multiclass ROC-AUC
+    over the classes present in the split only, and how many that was."""
+    import warnings
+
+    from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
+
+    rng = np.random.default_rng(1)
+    y = np.array([0] * 90 + [1] * 10)
+    p = np.clip(np.where(y == 1, 0.45, 0.2) + rng.normal(0, 0.15, 100), 0, 1)
+    binary = compute_metrics("binary", y, p, 2)
+    labels = (p >= 0.5).astype(int)
+    assert binary["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, labels))
+    assert binary["f1_macro"] == pytest.approx(f1_score(y, labels, average="macro"))
+    assert binary["accuracy"] > binary["balanced_accuracy"]
+    # Four classes trained, class 3 absent from this split: the AUC is over classes 0..2.
+    y3 = rng.integers(0, 3, 60)
+    scores = rng.dirichlet(np.ones(4), 60)
+    scores[np.arange(60), y3] += 0.5
+    scores /= scores.sum(axis=1, keepdims=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torchmetrics' absent-class warnings are not shown
+        multi = compute_metrics("multiclass", y3, scores, 4)
+    present = roc_auc_score(y3, scores[:, :3] / scores[:, :3].sum(axis=1, keepdims=True), multi_class="ovr")
+    aucs = [roc_auc_score(y3 == c, scores[:, c]) for c in range(3)]
+    assert multi["roc_auc"] == pytest.approx(np.mean(aucs)) and multi["roc_auc_classes"] == 3
+    assert abs(multi["roc_auc"] - present) < 0.1
+    assert multi["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y3, scores.argmax(axis=1)))

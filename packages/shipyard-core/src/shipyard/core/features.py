@@ -5,10 +5,15 @@ service, batch scoring and edge export all apply it through :meth:`Preprocessor.
 every target computes the same model input for the same raw row (docs/architecture.md, invariant 2). The state
 is plain JSON: no pickle.
 
-Model input columns, in order: the numeric features (imputed with the training median or mean,
-then scaled), then each categorical feature, one-hot (one column per training category; an
-unseen or missing category is all zeros) or ordinal (its index in the training vocabulary,
-``-1`` when unseen or missing).
+Model input columns, in order: the numeric features, then the numeric parts of each date/time
+feature (:func:`datetime_parts`: calendar parts, cyclical sin/cos encodings, days since 1970),
+all imputed with the training median or mean and scaled; then each categorical feature, one-hot
+(one column per training category; an unseen or missing category is all zeros) or ordinal (its
+index in the training vocabulary, ``-1`` when unseen or missing).
+
+A date/time arrives as an ISO 8601 string (``2024-03-05``, ``2024-03-05T14:30:00+01:00``; an
+offset is converted to UTC), a ``datetime``/``numpy.datetime64`` value, or null (missing: its
+parts are imputed like any missing number).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from shipyard.core.errors import DataError
@@ -23,7 +29,7 @@ from shipyard.core.errors import DataError
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["STATE_VERSION", "Preprocessor"]
+__all__ = ["DATETIME_PARTS", "STATE_VERSION", "Preprocessor", "datetime_parts", "parse_datetimes"]
 
 STATE_VERSION = 2
 
@@ -45,6 +51,7 @@ class Preprocessor:
     shape: list[int] | None = None
     categorical: dict[str, list[str]] = field(default_factory=dict)
     encoding: str = "onehot"
+    datetime: dict[str, list[str]] = field(default_factory=dict)
 
     # -- state -------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -60,6 +67,7 @@ class Preprocessor:
                 "fill": list(self.fill),
             },
             "categorical": {"encoding": self.encoding, "vocabulary": {k: list(v) for k, v in self.categorical.items()}},
+            "datetime": {"parts": {k: list(v) for k, v in self.datetime.items()}},
             "classes": list(self.classes),
             "target_scaling": {"mean": self.target_mean, "scale": self.target_scale},
             "shape": list(self.shape) if self.shape else None,
@@ -88,19 +96,28 @@ class Preprocessor:
             shape=list(state["shape"]) if state.get("shape") else None,
             categorical={k: list(v) for k, v in categorical.get("vocabulary", {}).items()},
             encoding=categorical.get("encoding", "onehot"),
+            datetime={k: list(v) for k, v in state.get("datetime", {}).get("parts", {}).items()},
         )
 
     # -- inputs ------------------------------------------------------------------------------
     @property
     def numeric_features(self) -> list[str]:
-        return [f for f in self.features if f not in self.categorical]
+        """The raw numeric input columns (not categorical, not date/time)."""
+        return [f for f in self.features if f not in self.categorical and f not in self.datetime]
+
+    @property
+    def numeric_inputs(self) -> list[str]:
+        """The columns of the numeric matrix: the numeric features, then ``<column>.<part>`` for
+        each part of each date/time feature. ``mean``, ``scale`` and ``fill`` follow this order."""
+        return [*self.numeric_features, *(f"{c}.{p}" for c, parts in self.datetime.items() for p in parts)]
 
     @property
     def n_features(self) -> int:
         """Width of the model input (after encoding)."""
-        if self.encoding == "onehot":
-            return len(self.numeric_features) + sum(len(v) for v in self.categorical.values())
-        return len(self.features)
+        categorical = (
+            sum(len(v) for v in self.categorical.values()) if self.encoding == "onehot" else len(self.categorical)
+        )
+        return len(self.numeric_inputs) + categorical
 
     @property
     def n_outputs(self) -> int:
@@ -118,7 +135,8 @@ class Preprocessor:
             )
 
     def raw_matrix(self, frame: Any) -> np.ndarray:
-        """The numeric feature columns of ``frame`` (any mapping of column to values), float64."""
+        """The numeric matrix of ``frame`` (any mapping of column to values), float64, before
+        imputation and scaling: :attr:`numeric_inputs`, with the date/time parts computed."""
         import numpy as np
 
         self._check_columns(frame)
@@ -130,6 +148,9 @@ class Preprocessor:
                 raise DataError(
                     f"feature {name!r} is not numeric", key=name, fix="give numbers for this column"
                 ) from exc
+        for name, parts in self.datetime.items():
+            stamps = parse_datetimes(frame[name], name)
+            columns.extend(datetime_parts(stamps, parts).T)
         n = len(frame[self.features[0]]) if self.features else 0
         return np.stack(columns, axis=1) if columns else np.zeros((n, 0))
 
@@ -198,6 +219,109 @@ class Preprocessor:
 
     def decode_regression(self, scores: np.ndarray) -> np.ndarray:
         return scores * self.target_scale + self.target_mean
+
+
+# Each part of a date/time, and the period of the cyclical ones (sin/cos of 2*pi*value/period).
+DATETIME_PARTS = (
+    "year",
+    "month",
+    "day",
+    "dayofweek",
+    "dayofyear",
+    "hour",
+    "minute",
+    "timestamp",
+    "month_sin",
+    "month_cos",
+    "dayofweek_sin",
+    "dayofweek_cos",
+    "dayofyear_sin",
+    "dayofyear_cos",
+    "hour_sin",
+    "hour_cos",
+)
+_PERIODS = {"month": 12.0, "dayofweek": 7.0, "dayofyear": 365.25, "hour": 24.0}
+
+
+def parse_datetimes(values: Any, name: str = "value") -> np.ndarray:
+    """Date/time values as ``datetime64[s]`` in UTC (``NaT`` where missing). Accepts a
+    datetime64 array or Series, or any sequence of ISO 8601 strings, ``datetime``/``date``
+    objects and nulls; anything else is a :class:`DataError` naming the value."""
+    import numpy as np
+
+    array = np.asarray(values)
+    if array.dtype.kind == "M":
+        return array.astype("datetime64[s]")
+    out = np.empty(len(array), dtype="datetime64[s]")
+    for i, value in enumerate(array):
+        out[i] = _one_datetime(value, name)
+    return out
+
+
+def _one_datetime(value: Any, name: str) -> Any:
+    import numpy as np
+
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return np.datetime64("NaT")
+    if isinstance(value, np.datetime64):
+        return value.astype("datetime64[s]")
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return np.datetime64("NaT")
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            raise DataError(
+                f"feature {name!r}: {value[:40]!r} is not an ISO 8601 date/time",
+                key=name,
+                fix="write dates as YYYY-MM-DD, times as YYYY-MM-DDTHH:MM:SS (an offset like +01:00 is allowed)",
+            ) from None
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return np.datetime64(value.replace(microsecond=0), "s")
+    if isinstance(value, date):
+        return np.datetime64(value, "s")
+    raise DataError(
+        f"feature {name!r}: {value!r} is not a date/time",
+        key=name,
+        fix="give an ISO 8601 date/time string such as 2024-03-05 or 2024-03-05T14:30:00",
+    )
+
+
+def datetime_parts(stamps: np.ndarray, parts: Sequence[str]) -> np.ndarray:
+    """The numeric ``parts`` of ``datetime64`` values: rows x parts, float64, NaN where the time
+    is missing. ``dayofweek`` counts from Monday = 0; ``timestamp`` is days since 1970-01-01."""
+    import numpy as np
+
+    seconds = stamps.astype("datetime64[s]")
+    missing = np.isnat(seconds)
+    seconds = np.where(missing, np.datetime64(0, "s"), seconds)
+    days = seconds.astype("datetime64[D]")
+    months = seconds.astype("datetime64[M]")
+    years = seconds.astype("datetime64[Y]")
+    base = {
+        "year": years.astype(np.int64) + 1970,
+        "month": months.astype(np.int64) % 12 + 1,
+        "day": (days - months.astype("datetime64[D]")).astype(np.int64) + 1,
+        "dayofweek": (days.astype(np.int64) + 3) % 7,  # 1970-01-01 was a Thursday
+        "dayofyear": (days - years.astype("datetime64[D]")).astype(np.int64) + 1,
+        "hour": (seconds - days.astype("datetime64[s]")).astype(np.int64) // 3600,
+        "minute": (seconds - days.astype("datetime64[s]")).astype(np.int64) % 3600 // 60,
+        "timestamp": seconds.astype(np.int64) / 86400.0,
+    }
+    columns = []
+    for part in parts:
+        stem, _, fn = part.rpartition("_") if part.endswith(("_sin", "_cos")) else (part, "", "")
+        if fn:
+            offset = 1.0 if stem in ("month", "dayofyear") else 0.0  # month 1..12 -> 0..11
+            angle = 2.0 * np.pi * (base[stem].astype(np.float64) - offset) / _PERIODS[stem]
+            value = np.sin(angle) if fn == "sin" else np.cos(angle)
+        else:
+            value = base[part].astype(np.float64)
+        columns.append(np.where(missing, np.nan, value))
+    return np.stack(columns, axis=1) if columns else np.zeros((len(stamps), 0))
 
 
 def _plain(value: Any) -> Any:

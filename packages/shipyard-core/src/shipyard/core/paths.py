@@ -32,6 +32,7 @@ _DATA_LAYERS = (
 # Every artifact a project's pipeline writes: name -> (layer, file or folder name).
 ARTIFACTS: dict[str, tuple[str, str]] = {
     "dataset": ("02_intermediate", "dataset.parquet"),
+    "ingest_report": ("02_intermediate", "ingest_report.json"),
     "training_frame": ("04_feature", "training_frame.parquet"),
     "feature_manifest": ("04_feature", "features.json"),
     "check_report": ("08_reporting", "data_checks.json"),
@@ -48,6 +49,7 @@ ARTIFACTS: dict[str, tuple[str, str]] = {
     "gate_report": ("08_reporting", "gate.json"),
     "confusion": ("08_reporting", "confusion.csv"),
     "edge_metrics": ("08_reporting", "edge_metrics.json"),
+    "report": ("08_reporting", "report.html"),
     "search": ("08_reporting", "search"),
     "train_workdir": ("06_models", ".train"),
 }

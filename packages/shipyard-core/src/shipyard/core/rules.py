@@ -53,13 +53,16 @@ __all__ = [
     "check_bounds",
     "known_metrics",
     "parse_constraint",
+    "split_kind",
     "split_warnings",
 ]
 
 # The quality metrics the evaluate stage reports per task (computed by shipyard.train.metrics).
+# Multiclass f1 is the macro average; roc_auc is the macro one-vs-rest average over the classes
+# present in the split (roc_auc_classes says how many).
 METRICS: dict[str, tuple[str, ...]] = {
-    "binary": ("accuracy", "precision", "recall", "f1", "roc_auc"),
-    "multiclass": ("accuracy", "f1", "roc_auc"),
+    "binary": ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "f1_macro", "roc_auc"),
+    "multiclass": ("accuracy", "balanced_accuracy", "f1", "roc_auc", "roc_auc_classes"),
     "regression": ("rmse", "mae", "r2"),
 }
 # Metrics the train stage reports beside the evaluate stage's.
@@ -177,6 +180,14 @@ def _metric(key: str, name: str, known: list[str], what: str = "a metric the pip
 
 
 # -- section rules (run by check_bounds wherever a section is checked) ------------------------
+
+
+def split_kind(split: SplitConf, task: str) -> SplitKind:
+    """The split that runs: ``auto`` keeps class proportions for classification and draws at
+    random for regression (which has no classes to keep)."""
+    if split.kind != SplitKind.auto:
+        return split.kind
+    return SplitKind.random if str(task) == "regression" else SplitKind.stratified
 
 
 def split_warnings(cfg: ShipyardConfig) -> list[str]:

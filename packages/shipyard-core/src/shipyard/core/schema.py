@@ -29,6 +29,7 @@ __all__ = [
     "ColumnCheckConf",
     "DataConf",
     "DatasetKind",
+    "DatetimePart",
     "DeployConf",
     "DeployTarget",
     "EdgeConf",
@@ -94,11 +95,34 @@ class SklearnSet(StrEnum):
 
 
 class SplitKind(StrEnum):
+    auto = "auto"
     random = "random"
     stratified = "stratified"
     group = "group"
     time = "time"
     kfold = "kfold"
+
+
+class DatetimePart(StrEnum):
+    """What a date/time column becomes: calendar parts, their cyclical (sin/cos) encodings, or
+    the time itself as days since 1970-01-01."""
+
+    year = "year"
+    month = "month"
+    day = "day"
+    dayofweek = "dayofweek"
+    dayofyear = "dayofyear"
+    hour = "hour"
+    minute = "minute"
+    timestamp = "timestamp"
+    month_sin = "month_sin"
+    month_cos = "month_cos"
+    dayofweek_sin = "dayofweek_sin"
+    dayofweek_cos = "dayofweek_cos"
+    dayofyear_sin = "dayofyear_sin"
+    dayofyear_cos = "dayofyear_cos"
+    hour_sin = "hour_sin"
+    hour_cos = "hour_cos"
 
 
 class Scaling(StrEnum):
@@ -273,6 +297,25 @@ class DataConf:
     key: str | None = opt(None, "a unique row key column (kept out of the features; generated when null)")
     features: list[str] | None = opt(None, "the feature columns; null: every column but target, key and drop")
     drop: list[str] = opt([], "columns never used as features")
+    drop_unlabeled: bool = opt(False, "drop rows without a label and report how many; false: such rows stop the run")
+    datetime: list[str] = opt(
+        [], "date/time columns (ISO 8601): expanded into datetime_parts; found ones are expanded with a note"
+    )
+    datetime_parts: list[DatetimePart] = opt(
+        [
+            DatetimePart.year,
+            DatetimePart.month,
+            DatetimePart.dayofweek,
+            DatetimePart.month_sin,
+            DatetimePart.month_cos,
+            DatetimePart.dayofweek_sin,
+            DatetimePart.dayofweek_cos,
+        ],
+        "the numeric features each date/time column becomes (never one-hot date strings)",
+    )
+    text: list[str] = opt(
+        [], "free-text columns: left out of the features quietly (found ones are left out with a warning)"
+    )
     shape: list[int] | None = opt(None, "image data: [channels, height, width] of one example", ge=1)
 
 
@@ -313,11 +356,18 @@ class ChecksConf:
     leakage: ThresholdCheckConf = opt(
         ThresholdCheckConf(0.99, Action.fail), "one feature that alone predicts the label (cross-validated score)"
     )
+    split: ThresholdCheckConf = opt(
+        ThresholdCheckConf(0.15, Action.warn),
+        "label mix across splits: a class missing from validation or test, or a class share that differs from "
+        "the training split's by more than threshold",
+    )
 
 
 @dataclass
 class SplitConf:
-    kind: SplitKind = opt(SplitKind.stratified, "how rows are assigned to train, validation and test")
+    kind: SplitKind = opt(
+        SplitKind.auto, "how rows are assigned to train, validation and test; auto: stratified, random for regression"
+    )
     train: float | None = opt(0.7, "training fraction (holdout kinds; null for kfold)", gt=0, lt=1)
     val: float | None = opt(0.15, "validation fraction (holdout kinds; null for kfold)", gt=0, lt=1)
     test: float = opt(0.15, "test fraction, held out first", gt=0, lt=1)
@@ -404,7 +454,18 @@ class BaselineConf:
 @dataclass
 class GateConf:
     enabled: bool = opt(True, "false: the gate records skipped and nothing can be promoted (experiments only)")
-    metric: str = opt("auto", "compared with baselines and production; auto: test/f1, test/accuracy or test/rmse")
+    metric: str = opt(
+        "auto",
+        "compared with baselines and production; auto: test/f1 (binary), test/accuracy (multiclass), test/rmse, "
+        "or test/balanced_accuracy when the smallest class is rare (see imbalance)",
+    )
+    imbalance: float = opt(
+        0.5,
+        "auto picks test/balanced_accuracy when the smallest class's share of the training split is below this "
+        "fraction of an even share (1 / classes)",
+        ge=0,
+        le=1,
+    )
     thresholds: dict[str, BoundsConf] = opt({}, "bounds on any metric the evaluate stage produces")
     baseline: BaselineConf = opt(BaselineConf, "baselines the model must beat")
     regression_tolerance: float = opt(0.01, "how much worse than production a new version may be", ge=0)
@@ -582,7 +643,9 @@ class DaskConf:
 class RejectConf:
     max_fraction: float = opt(0.01, "the job fails when more rows than this break the feature schema", ge=0, le=1)
     range_margin: float | None = opt(1.0, "reject numbers beyond the training range widened by this many widths", ge=0)
-    unknown_category: UnknownCategory = opt(UnknownCategory.accept, "an unseen category: encode as all zeros or reject")
+    unknown_category: UnknownCategory = opt(
+        UnknownCategory.reject, "an unseen category: reject the row (as the service does) or encode it as all zeros"
+    )
 
 
 @dataclass

@@ -41,5 +41,7 @@ def prepare(cfg: ShipyardConfig, root: Path) -> Prepared:
     frame = ingest(cfg.data, root, aux)
     task = str(cfg.project.task)
     train, val, test, manifest = split_frame(frame, cfg.split, cfg.data.target, task, cfg.seed)
-    state = fit_preprocessor(train, cfg.data.target, cfg.data.shape, cfg.preprocess, task, aux)
+    state = fit_preprocessor(
+        train, cfg.data.target, cfg.data.shape, cfg.preprocess, task, aux, [str(p) for p in cfg.data.datetime_parts]
+    )
     return Prepared(frame, train, val, test, manifest, state)

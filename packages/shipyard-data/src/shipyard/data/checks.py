@@ -267,11 +267,15 @@ def run_checks(frame: pd.DataFrame, checks: ChecksConf, target: str, task: str, 
 
 
 def format_summary(report: dict[str, Any], project: str) -> str:
-    """The report as lines a person reads."""
+    """The report as lines a person reads: the verdict, each failure and warning, then the data
+    report (every column: dtype, nulls, distinct values, range or top values, what was done)."""
+    from shipyard.data.report import profile_lines
+
     status = "PASSED" if report["passed"] else "FAILED"
     lines = [f"data checks for {project}: {status} ({report['rows']} rows, {report['columns']} columns)"]
     for title, entries in (("failed", report["failures"]), ("warning", report["warnings"])):
         for e in entries:
             column = f" [{e['column']}]" if e["column"] else ""
             lines.append(f"  {title}: {e['check']}{column}: observed {e['observed']}, expected {e['expected']}")
+    lines += profile_lines(report)
     return "\n".join(lines) + "\n"

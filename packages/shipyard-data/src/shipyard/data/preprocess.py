@@ -19,9 +19,18 @@ def feature_columns(frame: pd.DataFrame, target: str, aux: list[str]) -> list[st
     return [c for c in frame.columns[1:] if c != target and c not in aux]
 
 
+def is_datetime(column: pd.Series) -> bool:
+    """A date/time feature: ingest parses every date/time column into datetime64."""
+    import pandas as pd
+
+    return bool(pd.api.types.is_datetime64_any_dtype(column))
+
+
 def is_categorical(column: pd.Series) -> bool:
     import pandas as pd
 
+    if is_datetime(column):
+        return False
     return not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)
 
 
@@ -32,23 +41,36 @@ def fit_preprocessor(
     preprocess: PreprocessConf,
     task: str,
     aux: list[str] | None = None,
+    datetime_parts: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Return the JSON state of a :class:`Preprocessor` fitted on ``train`` (and nothing else)."""
+    """Return the JSON state of a :class:`Preprocessor` fitted on ``train`` (and nothing else).
+    Each date/time feature becomes ``datetime_parts`` numeric columns (never one-hot strings)."""
     import numpy as np
 
     method, impute, max_categories = preprocess.numeric, preprocess.impute, preprocess.max_categories
     features = feature_columns(train, target, list(aux or []))
+    dates = [c for c in features if is_datetime(train[c])]
     categorical = [c for c in features if is_categorical(train[c])]
-    numeric = [c for c in features if c not in categorical]
-
-    x = train[numeric].to_numpy(dtype=np.float64) if numeric else np.zeros((len(train), 0))
+    numeric = [c for c in features if c not in categorical and c not in dates]
+    parts = [str(p) for p in (datetime_parts or [])] or ["timestamp"]
+    expansion = Preprocessor(
+        task=task,
+        features=[*numeric, *dates],
+        target=target,
+        mean=[],
+        scale=[],
+        fill=[],
+        datetime={c: parts for c in dates},
+    )
+    x = expansion.raw_matrix(train) if (numeric or dates) else np.zeros((len(train), 0))
+    numeric_inputs = expansion.numeric_inputs
     with np.errstate(all="ignore"):
         if impute == Imputation.median:
-            fill = np.nanmedian(x, axis=0) if len(x) else np.zeros(len(numeric))
+            fill = np.nanmedian(x, axis=0) if len(x) else np.zeros(len(numeric_inputs))
         elif impute == Imputation.mean:
-            fill = np.nanmean(x, axis=0) if len(x) else np.zeros(len(numeric))
+            fill = np.nanmean(x, axis=0) if len(x) else np.zeros(len(numeric_inputs))
         else:
-            fill = np.zeros(len(numeric))
+            fill = np.zeros(len(numeric_inputs))
     fill = np.where(np.isnan(fill), 0.0, fill)
     x = np.where(np.isnan(x), fill, x)
     if method == Scaling.standard:
@@ -56,7 +78,7 @@ def fit_preprocessor(
     elif method == Scaling.minmax:
         mean, scale = x.min(axis=0), x.max(axis=0) - x.min(axis=0)
     else:
-        mean, scale = np.zeros(len(numeric)), np.ones(len(numeric))
+        mean, scale = np.zeros(len(numeric_inputs)), np.ones(len(numeric_inputs))
     scale = np.where(scale > 1e-12, scale, 1.0)
 
     vocabulary: dict[str, list[str]] = {}
@@ -83,7 +105,7 @@ def fit_preprocessor(
                 key="project.task",
                 fix="set project.task=multiclass, or fix the target column",
             )
-    ordered = numeric + categorical
+    ordered = numeric + dates + categorical
     return Preprocessor(
         task=task,
         features=ordered,
@@ -97,4 +119,5 @@ def fit_preprocessor(
         shape=list(shape) if shape else None,
         categorical=vocabulary,
         encoding=str(preprocess.categorical),
+        datetime={c: parts for c in dates},
     ).state()

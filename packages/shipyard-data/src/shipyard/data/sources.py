@@ -16,7 +16,7 @@ from shipyard.core.schema import DataConf, SklearnSet, SourceConf, SourceKind
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DEFAULT_KEY", "fetch_raw", "ingest", "read_source"]
+__all__ = ["DEFAULT_KEY", "fetch_raw", "ingest", "ingest_with_report", "read_source"]
 
 DEFAULT_KEY = "row_id"
 
@@ -226,9 +226,22 @@ def fetch_raw(source: SourceConf, root: Path) -> Path | None:
 def ingest(data: DataConf, root: Path, aux: list[str] | None = None) -> pd.DataFrame:
     """Read the source and keep the key, the features, the target and the ``aux`` columns
     (a split's group or time column: kept, but not features), in that order."""
+    return ingest_with_report(data, root, aux)[0]
+
+
+def ingest_with_report(
+    data: DataConf, root: Path, aux: list[str] | None = None, max_categories: int = 50
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """:func:`ingest`, and what it did: rows read and dropped, the key, and per source column its
+    profile, role and what happens to it (the data report's first half)."""
+    import warnings
+
+    from shipyard.data.roles import column_profile
+
     source = data.source
     frame = read_source(source, root, data.shape)
     _refuse_empty_or_repeated(frame, source)
+    rows_read = len(frame)
     aux = [c for c in (aux or []) if c]
     for column in aux:
         if column not in frame.columns:
@@ -247,6 +260,7 @@ def ingest(data: DataConf, root: Path, aux: list[str] | None = None) -> pd.DataF
             value=target,
             fix="set data.target to one of: " + ", ".join(map(str, columns[:20])),
         )
+    generated = key is None
     if key is None:
         key = DEFAULT_KEY
         frame.insert(0, key, range(len(frame)))
@@ -264,8 +278,18 @@ def ingest(data: DataConf, root: Path, aux: list[str] | None = None) -> pd.DataF
             key="data.key",
             fix="pick a unique key column, or remove data.key to number rows",
         )
-    features = data.features or [c for c in columns if c not in {target, key, *aux, *data.drop}]
-    unknown = [c for c in features if c not in frame.columns]
+    for name, listed in (("data.datetime", data.datetime), ("data.text", data.text)):
+        unknown = [c for c in listed if c not in frame.columns]
+        if unknown:
+            raise DataError(
+                f"{name} names {unknown[0]!r}, which is not in the data{did_you_mean(unknown[0], columns)}",
+                key=name,
+                value=unknown[0],
+                fix=f"list only existing columns in {name}",
+            )
+    declared = data.features is not None
+    candidates = data.features or [c for c in columns if c not in {target, key, *aux, *data.drop, *data.text}]
+    unknown = [c for c in candidates if c not in frame.columns]
     if unknown:
         raise DataError(
             f"feature column {unknown[0]!r} is not in the data{did_you_mean(unknown[0], columns)}",
@@ -273,24 +297,18 @@ def ingest(data: DataConf, root: Path, aux: list[str] | None = None) -> pd.DataF
             value=unknown[0],
             fix="list only existing columns in data.features",
         )
-    import pandas as pd
-
-    for column in features:
-        dtype = frame[column].dtype
-        if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
-            raise DataError(
-                f"feature column {column!r} holds dates/times (dtype {dtype})",
-                key="data.features",
-                value=column,
-                fix="use it as split.time_column, derive numeric features from it, or drop it with data.drop",
-            )
-    _refuse_bad_values(frame, features, target, source)
-    if frame[target].isna().any():
+    unlabeled = frame[target].isna()
+    dropped = int(unlabeled.sum())
+    if dropped and not data.drop_unlabeled:
         raise DataError(
-            f"target column {target!r} has {int(frame[target].isna().sum())} missing value(s)",
+            f"target column {target!r} has {dropped} missing value(s) (rows without a label)",
             key="data.target",
-            fix="remove rows without a label before training",
+            fix="set data.drop_unlabeled: true to drop those rows (the data report counts them), or label them",
         )
+    if dropped:
+        frame = frame[~unlabeled]
+    features, actions, roles = _feature_roles(frame, data, candidates, declared, max_categories)
+    _refuse_bad_values(frame, [f for f in features if roles[f] != "datetime"], target, source)
     shape = data.shape
     if shape and _prod(shape) != len(features):
         raise ConfigError(
@@ -299,7 +317,98 @@ def ingest(data: DataConf, root: Path, aux: list[str] | None = None) -> pd.DataF
             value=list(shape),
             fix="make the product of data.shape equal the number of feature columns",
         )
-    return frame[[key, *features, target, *aux]].reset_index(drop=True)
+    for column in features:
+        if roles[column] == "datetime":
+            frame[column] = _parse_dates(frame, column, source, strict=column in data.datetime)
+    left_out = [c for c in candidates if c not in features]
+    for column in left_out:
+        warnings.warn(f"column {column!r}: {actions[column]}", UserWarning, stacklevel=2)
+    profile = []
+    for column in frame.columns:
+        if column == key:
+            added = " (added: row numbers; data.key is not set)" if generated else ""
+            role, action = "key", f"row key, not a feature{added}"
+        elif column == target:
+            role, action = "target", "the label" + (f"; {dropped} row(s) without a label dropped" if dropped else "")
+        elif column in aux:
+            role, action = "split", "orders or groups the split; not a feature"
+        elif column in features:
+            role, action = roles[column], actions[column]
+        elif column in data.text:
+            role, action = "text", "left out: free text (data.text)"
+        elif column in data.drop:
+            role, action = "dropped", "left out (data.drop)"
+        elif column in left_out:
+            role, action = roles[column], actions[column]
+        else:
+            role, action = "unused", "left out (not in data.features)"
+        profile.append(column_profile(frame[column], role, action))
+    report = {
+        "rows_read": rows_read,
+        "rows": len(frame),
+        "dropped_unlabeled": dropped,
+        "key": {"column": key, "generated": generated},
+        "columns": profile,
+    }
+    return frame[[key, *features, target, *aux]].reset_index(drop=True), report
+
+
+def _feature_roles(
+    frame: pd.DataFrame, data: DataConf, candidates: list[str], declared: bool, max_categories: int
+) -> tuple[list[str], dict[str, str], dict[str, str]]:
+    """The features, and per candidate column its role and what happens to it. Free text and
+    identifiers are left out unless ``data.features`` lists them; dates are parsed and expanded."""
+    from shipyard.data.roles import infer_role
+
+    parts = ", ".join(str(p) for p in data.datetime_parts) or "timestamp"
+    features: list[str] = []
+    actions: dict[str, str] = {}
+    roles: dict[str, str] = {}
+    for column in candidates:
+        series = frame[column]
+        role = infer_role(series, max_categories)
+        kind = "datetime" if column in data.datetime else role.role
+        nulls = int(series.isna().sum())
+        roles[column] = kind
+        if kind in ("text", "identifier") and not declared:
+            fix = "list it in data.text (free text) or data.drop to leave it out quietly, or in data.features to use it"
+            actions[column] = f"left out: {role.reason}; {fix}"
+            continue
+        features.append(column)
+        if kind == "datetime":
+            found = "" if column in data.datetime else " (found: not in data.datetime)"
+            actions[column] = f"parsed as dates/times{found}; expanded into {parts}"
+        elif kind in ("categorical", "text", "identifier", "constant") and _categorical(series):
+            actions[column] = "encoded (preprocess.categorical)" + (f"; {nulls} missing: no category" if nulls else "")
+        else:
+            actions[column] = "scaled (preprocess.numeric)" + (
+                f"; {nulls} missing: imputed (preprocess.impute, from the training split)" if nulls else ""
+            )
+    return features, actions, roles
+
+
+def _categorical(series: pd.Series) -> bool:
+    import pandas as pd
+
+    return not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+
+
+def _parse_dates(frame: pd.DataFrame, column: str, source: SourceConf, *, strict: bool) -> pd.Series:
+    """The column as naive UTC datetime64. A declared column (data.datetime) must hold ISO 8601
+    dates/times only; a found one had at most 1 % other values, which become missing."""
+    from shipyard.data.roles import parse_datetime_column
+
+    parsed, bad = parse_datetime_column(frame[column])
+    if len(bad) and strict:
+        raise DataError(
+            f"column {column!r} of {_source_name(source)} is in data.datetime but holds {len(bad)} value(s) that are "
+            f"not ISO 8601 dates/times: {_rows_of(source, bad)}",
+            where=_source_name(source),
+            key="data.datetime",
+            fix="write them as YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS, leave the cells empty, or remove the column from "
+            "data.datetime",
+        )
+    return parsed
 
 
 def _refuse_empty_or_repeated(frame: pd.DataFrame, source: SourceConf) -> None:

@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from shipyard.core.errors import DataError
-from shipyard.core.schema import SplitConf, SplitKind
+from shipyard.core.rules import split_kind
+from shipyard.core.schema import SplitConf, SplitKind, ThresholdCheckConf
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["check_split_hygiene", "split_frame"]
+__all__ = ["check_split_hygiene", "label_mix", "split_frame"]
 
 
 def _sizes(n: int, split: SplitConf) -> tuple[int, int, int]:
@@ -105,8 +106,9 @@ def check_split_hygiene(parts: dict[str, pd.DataFrame], key: str, group: str | N
 def split_frame(
     frame: pd.DataFrame, split: SplitConf, target: str, task: str, seed: int
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """Split ``frame`` into train, validation and test frames plus a manifest."""
-    kind = split.kind
+    """Split ``frame`` into train, validation and test frames plus a manifest (with the label
+    mix of each split: :func:`label_mix`)."""
+    kind = split_kind(split, task)
     key = str(frame.columns[0])
     try:
         if kind == SplitKind.kfold:
@@ -147,4 +149,57 @@ def split_frame(
     if kind == SplitKind.time:
         column = str(split.time_column)
         manifest["time_ranges"] = {n: [str(p[column].min()), str(p[column].max())] for n, p in named.items()}
+    manifest["labels"] = _labels(named, target, task)
     return named["train"], named["val"], named["test"], manifest
+
+
+def _labels(parts: dict[str, pd.DataFrame], target: str, task: str) -> dict[str, Any]:
+    """Class counts per split (classification) or the target's mean, spread and range per split."""
+    if task == "regression":
+        return {
+            name: {
+                "mean": float(p[target].mean()),
+                "std": float(p[target].std(ddof=0)),
+                "min": float(p[target].min()),
+                "max": float(p[target].max()),
+            }
+            for name, p in parts.items()
+        }
+    classes = sorted({str(v) for p in parts.values() for v in p[target].unique()})
+    return {name: {c: int((p[target].astype(str) == c).sum()) for c in classes} for name, p in parts.items()}
+
+
+def label_mix(manifest: dict[str, Any], task: str, rule: ThresholdCheckConf) -> list[dict[str, Any]]:
+    """Problems with the label mix of a split: a class with no row in validation or test (its
+    metrics there are undefined), or a class whose share differs from its training share by more
+    than ``rule.threshold`` (a time split across a shift in labels)."""
+    if task == "regression" or rule.threshold is None:
+        return []
+    labels = manifest["labels"]
+    problems: list[dict[str, Any]] = []
+    train = labels["train"]
+    train_total = max(sum(train.values()), 1)
+    for name in ("val", "test"):
+        counts = labels[name]
+        total = max(sum(counts.values()), 1)
+        for cls, n in counts.items():
+            in_train = train.get(cls, 0) / train_total
+            if n == 0:
+                problems.append(
+                    {
+                        "check": "class missing from a split",
+                        "column": name,
+                        "observed": f"class {cls!r}: 0 rows in {name} ({train.get(cls, 0)} in train)",
+                        "expected": "every class in every split",
+                    }
+                )
+            elif abs(n / total - in_train) > rule.threshold:
+                problems.append(
+                    {
+                        "check": "label mix shifts between splits",
+                        "column": name,
+                        "observed": f"class {cls!r}: {n / total:.1%} of {name}, {in_train:.1%} of train",
+                        "expected": f"within {rule.threshold:.0%} of the training share",
+                    }
+                )
+    return problems

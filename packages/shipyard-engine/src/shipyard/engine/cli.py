@@ -38,6 +38,43 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_new(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from shipyard.core.paths import find_root
+    from shipyard.engine.new import new_project
+
+    root = find_root()
+    made = new_project(
+        root,
+        args.project,
+        Path(args.source),
+        args.target,
+        table=args.table,
+        task=args.task,
+        time_split=args.time_split,
+        time_column=args.time_column,
+        description=args.description,
+    )
+    p = made.proposal
+    print(f"wrote {made.config.relative_to(root)} and tracked {made.data.relative_to(root)} with DVC")
+    print(f"  task: {p.task} ({p.task_reason})")
+    print(f"  key: {p.key or 'row_id (generated)'}; split: {p.split.get('kind', 'auto')} ({p.split_reason})")
+    for role in ("numeric", "categorical", "datetime", "text", "identifier", "constant"):
+        names = p.columns(role)
+        if names:
+            print(f"  {role}: {', '.join(names[:10])}{', ...' if len(names) > 10 else ''}")
+    print("next:")
+    pointer = made.data.with_name(made.data.name + ".dvc")
+    print(
+        f"  git add {made.config.relative_to(root)} {pointer.relative_to(root)} "
+        f"{made.data.with_name('.gitignore').relative_to(root)} && git commit -m 'New project {made.project}'"
+    )
+    for line in made.next_commands:
+        print(f"  {line}")
+    return 0
+
+
 def cmd_compile(args: argparse.Namespace) -> int:
     from shipyard.engine.compiler import compile_project
 
@@ -357,6 +394,51 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from shipyard.core.atomic import write_text
+    from shipyard.core.compose import compose
+    from shipyard.core.errors import DataError
+    from shipyard.engine.html_report import collect, render
+    from shipyard.engine.release import lineage_of, status_of
+    from shipyard.registry import Registry
+
+    paths = _registry_paths(args)
+    cfg = compose(args.project, root=paths.root)
+    artifacts = collect(paths)
+    if artifacts["metrics"] is None:
+        raise DataError(
+            f"{paths.project} has no finished run in this workspace",
+            key="TEAM/NAME",
+            fix=f"make train PROJECT={paths.project} first",
+        )
+    versions = Registry(paths).versions()
+    version = args.version or (versions[-1].version if versions else None)
+    card = lineage_of(paths, version) if version else None
+    note = None
+    if card is not None:
+        bundle = json.loads((paths.artifact("model_bundle") / "bundle.json").read_text())
+        if bundle.get("weights_sha256") != card.get("model", {}).get("weights_sha256"):
+            # Another run is in the workspace: show the version's own metrics and gate.
+            artifacts.update(metrics=card.get("metrics"), gate_report=card.get("gate"), confusion=None)
+            note = (
+                f"the workspace holds another run than {version}: metrics and gate are {version}'s; the data, split "
+                "and learning curve sections are the workspace run's"
+            )
+    status = status_of(paths, cfg)
+    deployments = {}
+    for target, info in status["deployments"].items():
+        parity = paths.deploy_dir(target) / "parity_report.json"
+        deployments[target] = {**info, "parity": json.loads(parity.read_text()) if parity.is_file() else None}
+    run = {"project": paths.project, "model": cfg.model.target, "seed": cfg.seed}
+    page = render(
+        paths.project, str(cfg.project.task), artifacts, run=run, card=card, deployments=deployments, note=note
+    )
+    out = paths.root / "reports" / paths.team / paths.name / f"{version or 'workspace'}.html"
+    write_text(out, page)
+    print(paths.rel(out))
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from shipyard.core.compose import compose, list_projects
     from shipyard.core.paths import ProjectPaths, find_root
@@ -458,6 +540,21 @@ def _parser() -> argparse.ArgumentParser:
     p = with_project("config", "print the resolved config of a project")
     p.add_argument("--json", action="store_true", help="print JSON instead of YAML")
     p.set_defaults(func=cmd_config)
+    p = sub.add_parser(
+        "new",
+        help="a new project from a CSV, Parquet file or SQLite table (infers task, key, roles, split)",
+        description="Write conf/project/TEAM/NAME.yaml from a data file, with a comment on each inferred "
+        "choice, and track the file with DVC. Refuses an existing project.",
+    )
+    p.add_argument("project", metavar="TEAM/NAME", help="the new project, e.g. ads/clicks")
+    p.add_argument("--from", dest="source", required=True, metavar="FILE", help=".csv, .parquet or SQLite .db")
+    p.add_argument("--target", required=True, metavar="COLUMN", help="the label column")
+    p.add_argument("--table", help="the table of a SQLite database")
+    p.add_argument("--task", choices=("binary", "multiclass", "regression"), help="instead of the inferred task")
+    p.add_argument("--time-split", action="store_true", help="split by time on the first date/time column")
+    p.add_argument("--time-column", metavar="COLUMN", help="split by time on this column")
+    p.add_argument("--description", help="one line on what the model is for")
+    p.set_defaults(func=cmd_new, overrides=[])
     with_project("compile", "write pipelines/<team>/<name>/dvc.yaml and params.yaml").set_defaults(func=cmd_compile)
     p = with_project("train", "compose, validate, compile and `dvc repro` a project")
     p.add_argument("--force", action="store_true", help="rerun every stage (dvc repro --force)")
@@ -495,6 +592,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("version", metavar="VERSION")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_lineage)
+    p = sub.add_parser(
+        "report",
+        help="one self-contained HTML page: data, split, curve, confusion, metrics, gate, lineage, deployments",
+    )
+    p.add_argument("project", metavar="TEAM/NAME")
+    p.add_argument("version", metavar="VERSION", nargs="?", help="a registered version (default: the newest)")
+    p.set_defaults(func=cmd_report, overrides=[])
     p = with_project("search", "run the project's Optuna search (search=<name> picks conf/search/<name>.yaml)")
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes on this host")
     p.add_argument("--n-trials", type=int, default=None, help="override search.n_trials")

@@ -85,3 +85,15 @@ def open_repo(root: Path) -> Any:
     from dvc.repo import Repo
 
     return Repo(str(root), _wait_for_lock=True)
+
+
+def track_file(root: Path, path: Path) -> None:
+    """``dvc add`` one file: DVC caches it and writes ``<path>.dvc`` (git keeps the pointer) and
+    the folder's ``.gitignore`` entry."""
+    repo = open_repo(root)
+    try:
+        # DVC would log its own "to track the changes with git, run ..." hint; the caller says it.
+        repo.scm_context.quiet = True
+        repo.add(str(path.relative_to(root)))
+    finally:
+        repo.close()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.core.schema import (
+    Action,
     ChecksConf,
     DataConf,
     EvaluateConf,
@@ -22,6 +23,7 @@ from shipyard.core.schema import (
     PreprocessConf,
     ProjectConf,
     SplitConf,
+    ThresholdCheckConf,
     TrainerConf,
 )
 
@@ -30,14 +32,18 @@ def _aux(group: str | None, time: str | None) -> list[str]:
     return [c for c in (group, time) if c]
 
 
-def ingest(data: DataConf, group: str | None, time: str | None, runtime: dict[str, Any]) -> Any:
-    from shipyard.data.sources import ingest as _ingest
+def ingest(
+    data: DataConf, group: str | None, time: str | None, max_categories: int, runtime: dict[str, Any]
+) -> tuple[Any, dict[str, Any]]:
+    """The dataset, and the ingest report (rows, key, each column's role and fate)."""
+    from shipyard.data.sources import ingest_with_report
 
-    return _ingest(data, Path(runtime["root"]), _aux(group, time))
+    return ingest_with_report(data, Path(runtime["root"]), _aux(group, time), max_categories)
 
 
 def check(
     frame: Any,
+    ingested: dict[str, Any],
     checks: ChecksConf,
     target: str,
     task: str,
@@ -61,6 +67,9 @@ def check(
         }
     else:
         report = run_checks(frame, checks, target, str(task), _aux(group, time))
+    # The data report: what ingest read and did to every column, beside the checks' verdict.
+    report["ingest"] = {k: v for k, v in ingested.items() if k != "columns"}
+    report["profile"] = ingested["columns"]
     summary = format_summary(report, runtime["project"])
     if report["warnings"] or not report["passed"]:
         print(summary, end="", file=sys.stderr)
@@ -78,11 +87,31 @@ def check(
 
 
 def split(
-    frame: Any, report: dict[str, Any], split: SplitConf, target: str, task: str, seed: int
+    frame: Any, report: dict[str, Any], split: SplitConf, target: str, task: str, seed: int, rule: ThresholdCheckConf
 ) -> tuple[Any, Any, Any, dict[str, Any]]:
-    from shipyard.data.split import split_frame
+    """Split, then judge the label mix of the splits: a problem warns, or stops the stage under
+    ``checks.split.action: fail`` (checks=strict)."""
+    from shipyard.core.errors import DataError
+    from shipyard.data.report import split_table
+    from shipyard.data.split import label_mix, split_frame
 
-    return split_frame(frame, split, target, str(task), seed)
+    train, val, test, manifest = split_frame(frame, split, target, str(task), seed)
+    problems = label_mix(manifest, str(task), rule)
+    manifest["warnings"] = problems
+    print(split_table(manifest), end="", file=sys.stderr)
+    for p in problems:
+        print(
+            f"  {'failed' if rule.action == Action.fail else 'warning'}: {p['check']} [{p['column']}]: {p['observed']}",
+            file=sys.stderr,
+        )
+    if problems and rule.action == Action.fail:
+        first = problems[0]
+        raise DataError(
+            f"{len(problems)} split check(s) failed; first: {first['check']} ({first['observed']})",
+            key="checks.split",
+            fix="use more data, a stratified split, other split fractions, or checks.split.action=warn",
+        )
+    return train, val, test, manifest
 
 
 def fit_preprocessing(
@@ -93,10 +122,11 @@ def fit_preprocessing(
     task: str,
     group: str | None,
     time: str | None,
+    datetime_parts: list[str],
 ) -> dict[str, Any]:
     from shipyard.data.preprocess import fit_preprocessor
 
-    return fit_preprocessor(train, target, shape, preprocess, str(task), _aux(group, time))
+    return fit_preprocessor(train, target, shape, preprocess, str(task), _aux(group, time), datetime_parts)
 
 
 def train(
@@ -191,6 +221,32 @@ def gate(
         )
         report["passed"] = all(c["passed"] for c in report["checks"])
     return report
+
+
+def report(
+    check_report: dict[str, Any],
+    split_manifest: dict[str, Any],
+    learning_curve: Any,
+    metrics: dict[str, float],
+    confusion: Any,
+    gate_report: dict[str, Any],
+    project: ProjectConf,
+    model: ModelConf,
+    seed: int,
+) -> str:
+    """The run's self-contained HTML report (08_reporting/report.html)."""
+    from shipyard.engine.html_report import render
+
+    artifacts = {
+        "check_report": check_report,
+        "split_manifest": split_manifest,
+        "learning_curve": learning_curve,
+        "metrics": metrics,
+        "confusion": confusion,
+        "gate_report": gate_report,
+    }
+    run = {"project": f"{project.team}/{project.name}", "model": model.target, "seed": seed}
+    return render(f"{project.team}/{project.name}", str(project.task), artifacts, run=run)
 
 
 # -- shared features and a team's own steps ----------------------------------------------------

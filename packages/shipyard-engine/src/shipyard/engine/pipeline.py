@@ -66,6 +66,7 @@ class NodeSpec:
 
 _SPECS = (
     DatasetSpec("dataset", "parquet"),
+    DatasetSpec("ingest_report", "json"),
     DatasetSpec("check_report", "json"),
     DatasetSpec("check_summary", "text"),
     DatasetSpec("train_split", "parquet"),
@@ -79,6 +80,7 @@ _SPECS = (
     DatasetSpec("metrics", "json", "metrics"),
     DatasetSpec("gate_report", "json"),
     DatasetSpec("confusion", "csv", "plot", {"template": "confusion", "x": "actual", "y": "predicted"}),
+    DatasetSpec("report", "text"),
 )
 DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in _SPECS}
 
@@ -95,8 +97,14 @@ NODES: tuple[NodeSpec, ...] = (
     NodeSpec(
         "ingest",
         nodes.ingest,
-        ("params:data", "params:split.group_column", "params:split.time_column", "runtime"),
-        ("dataset",),
+        (
+            "params:data",
+            "params:split.group_column",
+            "params:split.time_column",
+            "params:preprocess.max_categories",
+            "runtime",
+        ),
+        ("dataset", "ingest_report"),
         ("data",),
     ),
     NodeSpec(
@@ -104,6 +112,7 @@ NODES: tuple[NodeSpec, ...] = (
         nodes.check,
         (
             "dataset",
+            "ingest_report",
             "params:checks",
             "params:data.target",
             "params:project.task",
@@ -117,7 +126,15 @@ NODES: tuple[NodeSpec, ...] = (
     NodeSpec(
         "split",
         nodes.split,
-        ("dataset", "check_report", "params:split", "params:data.target", "params:project.task", "params:seed"),
+        (
+            "dataset",
+            "check_report",
+            "params:split",
+            "params:data.target",
+            "params:project.task",
+            "params:seed",
+            "params:checks.split",
+        ),
         ("train_split", "val_split", "test_split", "split_manifest"),
         ("data",),
     ),
@@ -132,6 +149,7 @@ NODES: tuple[NodeSpec, ...] = (
             "params:project.task",
             "params:split.group_column",
             "params:split.time_column",
+            "params:data.datetime_parts",
         ),
         ("preprocessor",),
         ("data",),
@@ -179,6 +197,23 @@ NODES: tuple[NodeSpec, ...] = (
         ),
         ("gate_report",),
         ("train",),
+    ),
+    NodeSpec(
+        "report",
+        nodes.report,
+        (
+            "check_report",
+            "split_manifest",
+            "learning_curve",
+            "metrics",
+            "confusion",
+            "gate_report",
+            "params:project",
+            "params:model",
+            "params:seed",
+        ),
+        ("report",),
+        ("engine",),
     ),
 )
 

@@ -224,6 +224,9 @@ def train_model(
         warnings.filterwarnings("ignore", message=".*Checkpoint directory.*exists and is not empty.*")
         warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")
         warnings.filterwarnings("ignore", message=".*logs directory.*exists and is not empty.*")
+        # Losses are logged per epoch (the learning curve); a small data set with fewer batches
+        # than log_every_n_steps loses nothing, and Lightning's advice has nothing to act on.
+        warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
         fitter.fit(
             module,
             make_loader(train, pre, batch, seed),
@@ -290,6 +293,19 @@ def _feature_schema(train: pd.DataFrame, pre: Preprocessor) -> list[dict[str, An
         column = train[name]
         if name in pre.categorical:
             schema.append({"name": name, "dtype": "category", "categories": pre.categorical[name], "nullable": True})
+            continue
+        if name in pre.datetime:
+            present = column.dropna()
+            schema.append(
+                {
+                    "name": name,
+                    "dtype": "datetime",
+                    "min": present.min().isoformat() if len(present) else None,
+                    "max": present.max().isoformat() if len(present) else None,
+                    "parts": list(pre.datetime[name]),
+                    "nullable": bool(column.isna().any()),
+                }
+            )
             continue
         schema.append(
             {

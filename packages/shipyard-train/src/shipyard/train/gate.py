@@ -24,7 +24,14 @@ def lower_is_better(metric: str) -> bool:
     return any(part in metric for part in _LOWER)
 
 
-def default_metric(task: str) -> str:
+def default_metric(task: str, labels: pd.Series | None = None, imbalance: float = 0.5) -> str:
+    """The gate's ``auto`` metric. With ``labels`` (the training split's target): balanced
+    accuracy when the smallest class's share is below ``imbalance`` of an even share, since
+    accuracy and F1 then reward a model that ignores that class."""
+    if task != "regression" and labels is not None and len(labels):
+        shares = labels.value_counts(normalize=True)
+        if len(shares) > 1 and float(shares.min()) < imbalance / len(shares):
+            return "test/balanced_accuracy"
     return {"binary": "test/f1", "multiclass": "test/accuracy", "regression": "test/rmse"}[task]
 
 
@@ -51,7 +58,7 @@ def _require_finite(x: np.ndarray, pre: Preprocessor, split: str) -> None:
     if not bad.any():
         return
     # The model input holds the numeric features first, then the (always finite) encodings.
-    names = [pre.numeric_features[j] for j in np.flatnonzero(bad) if j < len(pre.numeric_features)]
+    names = [pre.numeric_inputs[j] for j in np.flatnonzero(bad) if j < len(pre.numeric_inputs)]
     rows = int((~np.isfinite(x)).any(axis=1).sum())
     raise DataError(
         f"feature(s) {', '.join(map(repr, names or ['?']))} of the {split} split are not finite numbers after "
@@ -99,7 +106,7 @@ def evaluate_gate(
             checks.append(
                 _check(f"threshold {metric}", ok, round(value, 6), f"{'>=' if side == 'min' else '<='} {limit:g}")
             )
-    metric = default_metric(pre.task) if gate.metric == "auto" else gate.metric
+    metric = default_metric(pre.task, train[pre.target], gate.imbalance) if gate.metric == "auto" else gate.metric
     margin = gate.baseline.margin
     for kind in gate.baseline.models:
         reference = baseline_metrics(train, test, pre, str(kind))[metric]
@@ -115,7 +122,15 @@ def evaluate_gate(
                 f"{kind} baseline: {reference:.6g}",
             )
         )
-    return {"metric": metric, "passed": all(c["passed"] for c in checks), "checks": checks}
+    report: dict[str, Any] = {"metric": metric, "passed": all(c["passed"] for c in checks), "checks": checks}
+    if gate.metric == "auto" and metric == "test/balanced_accuracy":
+        shares = train[pre.target].value_counts(normalize=True)
+        report["metric_reason"] = (
+            f"the smallest class ({str(shares.idxmin())!r}) is {shares.min():.1%} of the training split, below "
+            f"{gate.imbalance:g} of an even share ({1 / len(shares):.1%}): balanced accuracy instead of "
+            f"{default_metric(pre.task)}"
+        )
+    return report
 
 
 def regression_check(

@@ -101,7 +101,8 @@ class Scorer:
         import numpy as np
         import pyarrow as pa
 
-        inputs = {name: columns[name] for name in self.pre.features if name in self.pre.categorical}
+        raw = {**self.pre.categorical, **self.pre.datetime}  # passed as read; numbers come checked
+        inputs = {name: columns[name] for name in self.pre.features if name in raw}
         inputs.update(numeric)  # the checked float64 values: text already converted
         task = self.pre.task
         if rows:

@@ -34,8 +34,9 @@ class RowChecks:
     def __init__(self, schema: list[dict[str, Any]], pre: Preprocessor, rules: RejectConf) -> None:
         self.pre = pre
         self.rules = rules
-        self.numeric = [f for f in schema if f.get("dtype") != "category"]
+        self.numeric = [f for f in schema if f.get("dtype") not in ("category", "datetime")]
         self.categorical = [f["name"] for f in schema if f.get("dtype") == "category"]
+        self.datetime = [f["name"] for f in schema if f.get("dtype") == "datetime"]
 
     def check(self, columns: dict[str, np.ndarray], rows: int, key: str | None) -> Checked:
         import numpy as np
@@ -50,6 +51,8 @@ class RowChecks:
             failures.extend(found)
         if self.rules.unknown_category == "reject" and self.categorical:
             failures.extend(self._categories(columns))
+        for name in self.datetime:
+            failures.extend(_dates(name, columns[name]))
         bad = np.zeros(rows, dtype=bool)
         for mask, _ in failures:
             bad |= mask
@@ -112,6 +115,25 @@ class RowChecks:
             if unknown.any():
                 found.append((unknown, _unknown_category(name, raw, self.pre.categorical[name])))
         return found
+
+
+def _dates(name: str, raw: np.ndarray) -> list[tuple[np.ndarray, Reason]]:
+    """Values of a date/time feature that are neither missing nor ISO 8601 dates/times."""
+    import numpy as np
+    from shipyard.core.errors import DataError
+    from shipyard.core.features import parse_datetimes
+
+    if raw.dtype.kind == "M":
+        return []
+    bad = np.zeros(len(raw), dtype=bool)
+    for i, value in enumerate(raw):
+        try:
+            parse_datetimes([value], name)
+        except DataError:
+            bad[i] = True
+    if not bad.any():
+        return []
+    return [(bad, lambda i: f"{name}: {_show(raw[i])} is not an ISO 8601 date/time")]
 
 
 def _unknown_category(name: str, raw: np.ndarray, vocabulary: list[str]) -> Reason:

@@ -3,7 +3,9 @@
 The device sends one row of *raw* features, float32, in :func:`input_order`:
 
 - numeric features as they are, ``NaN`` for a missing value (the graph imputes the training
-  fill value, then standardises with the training mean and scale);
+  fill value, then standardises with the training mean and scale); a date/time feature arrives
+  as its numeric parts (``<column>.<part>``, as ``shipyard.core.features.datetime_parts``
+  computes them: ``metadata.json`` names each part);
 - then one number per categorical feature: the index of its value in the training vocabulary
   (``metadata.json``), ``-1`` for a missing or unseen value (the graph one-hot encodes it, or
   passes the index through for ordinal encoding).
@@ -40,7 +42,7 @@ MISSING_CODE = -1.0
 
 def input_order(pre: Preprocessor) -> list[str]:
     """Raw input columns in the order the exported graph takes them."""
-    return [*pre.numeric_features, *pre.categorical]
+    return [*pre.numeric_inputs, *pre.categorical]
 
 
 class EdgeModule(nn.Module):
@@ -56,7 +58,7 @@ class EdgeModule(nn.Module):
         super().__init__()
         self.net = net
         self.task = pre.task
-        self.n_numeric = len(pre.numeric_features)
+        self.n_numeric = len(pre.numeric_inputs)
         self.n_outputs = pre.n_outputs
         self.onehot = pre.encoding == "onehot"
         fill = [*pre.fill, *([MISSING_CODE] * len(pre.categorical))]

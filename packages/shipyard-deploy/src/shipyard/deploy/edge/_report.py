@@ -62,8 +62,14 @@ def metadata(
             "min": schema.get(n, {}).get("min"),
             "max": schema.get(n, {}).get("max"),
         }
-        for i, (n, fill) in enumerate(zip(pre.numeric_features, pre.fill, strict=True))
+        for i, (n, fill) in enumerate(zip(pre.numeric_inputs, pre.fill, strict=True))
     ]
+    # A date/time feature's parts: the device computes each from the date (examples/edge_app).
+    parts = {f"{c}.{p}": {"column": c, "part": p} for c, names in pre.datetime.items() for p in names}
+    for entry in numeric:
+        if entry["name"] in parts:
+            entry["datetime"] = parts[entry["name"]]
+            entry["min"] = entry["max"] = None
     n_numeric = len(numeric)
     categorical = [
         {"name": n, "position": n_numeric + j, "vocabulary": list(vocab), "missing_code": -1}

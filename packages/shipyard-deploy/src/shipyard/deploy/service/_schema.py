@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
@@ -119,6 +120,16 @@ def _category_field(spec: Mapping[str, Any], settings: ServiceConf) -> tuple[Any
     return kind, Field(alias=spec["name"], description=desc)
 
 
+def _datetime_field(spec: Mapping[str, Any]) -> tuple[Any, Any]:
+    parts = ", ".join(spec.get("parts", []))
+    desc = f"ISO 8601 date/time (training range {spec.get('min')} .. {spec.get('max')}); expanded into {parts}"
+    # A date alone (2024-03-05) is a date/time at midnight, as training read it.
+    kind: Any = Annotated[datetime, Field(strict=True)] | Annotated[date, Field(strict=True)]
+    if spec.get("nullable", True):
+        return kind | None, Field(alias=spec["name"], description=desc + "; null when missing")
+    return kind, Field(alias=spec["name"], description=desc)
+
+
 def _image_field(schema: list[dict[str, Any]], shape: list[int], settings: ServiceConf) -> tuple[Any, Any]:
     if math.prod(shape) != len(schema) or any(s["dtype"] != "float" for s in schema):
         raise DataError(
@@ -178,7 +189,12 @@ def _row_model(
         spec = specs[name]
         attr = f"f{i}"
         attrs.append(attr)
-        kind, info = _category_field(spec, settings) if spec["dtype"] == "category" else _numeric_field(spec, settings)
+        if spec["dtype"] == "category":
+            kind, info = _category_field(spec, settings)
+        elif spec["dtype"] == "datetime":
+            kind, info = _datetime_field(spec)
+        else:
+            kind, info = _numeric_field(spec, settings)
         # Filled from the store by the validator below: not part of the documented request.
         fields[attr] = (SkipJsonSchema[kind], info) if name in stored else (kind, info)  # type: ignore[misc]
     if not stored:
@@ -272,9 +288,9 @@ def build_schema(meta: Mapping[str, Any], settings: ServiceConf, lookup: Any = N
 
 def _plain(value: Any) -> Any:
     """A cell as JSON has it: numpy scalars as Python numbers, NaN and None as null."""
-    if hasattr(value, "isoformat"):  # a timestamp: the ISO 8601 text a request sends
-        return None if str(value) == "NaT" else value.isoformat()
     value = value.item() if hasattr(value, "item") else value
+    if hasattr(value, "isoformat"):  # a date/time (pandas' NaT is not equal to itself: missing)
+        return value.isoformat() if value == value else None
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
