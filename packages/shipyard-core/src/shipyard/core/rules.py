@@ -27,8 +27,10 @@ from shipyard.core.schema import (
     DataConf,
     EdgeConf,
     EdgeVariant,
+    MonitorScheduleConf,
     ParamConf,
     ParamType,
+    PredictionLogConf,
     Pruner,
     ScheduleConf,
     SearchConf,
@@ -39,6 +41,7 @@ from shipyard.core.schema import (
     SplitConf,
     SplitKind,
     TrainerConf,
+    TriggerConf,
 )
 
 __all__ = [
@@ -50,6 +53,7 @@ __all__ = [
     "check_bounds",
     "known_metrics",
     "parse_constraint",
+    "parse_duration",
     "split_warnings",
 ]
 
@@ -330,6 +334,65 @@ def _service(service: ServiceConf, p: str) -> None:
         )
 
 
+_UNITS = {"h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration(text: str, key: str) -> float:
+    """Seconds of a span written as a whole number and h, d or w (``30d``, ``12h``, ``2w``)."""
+    value = str(text).strip()
+    if len(value) < 2 or value[-1] not in _UNITS or not value[:-1].isdigit():
+        raise _err(key, f"{key} is not a span of time", text, "write a whole number and h, d or w, e.g. 30d, 12h, 2w")
+    return int(value[:-1]) * _UNITS[value[-1]]
+
+
+def _cron(cron: str, key: str) -> None:
+    fields = cron.split()
+    if cron not in _CRON_ALIASES and not (len(fields) == 5 and all(_CRON_FIELD.match(x) for x in fields)):
+        raise _err(
+            key,
+            f"{key} is not a cron schedule",
+            cron,
+            'use five cron fields ("0 2 * * *" is daily at 02:00) or an alias like @daily',
+        )
+
+
+def _monitor_schedule(schedule: MonitorScheduleConf, p: str) -> None:
+    _cron(schedule.cron.strip(), f"{p}cron")
+    parse_duration(schedule.window, f"{p}window")
+
+
+def _trigger(trigger: TriggerConf, p: str) -> None:
+    parse_duration(trigger.cooldown, f"{p}cooldown")
+    if trigger.max_age is not None:
+        parse_duration(trigger.max_age, f"{p}max_age")
+    if (trigger.metric is None) != (trigger.max_drop is None):
+        raise _err(
+            f"{p}metric",
+            f"{p}metric and {p}max_drop go together: the rule is 'the live metric dropped by more than max_drop'",
+            {"metric": trigger.metric, "max_drop": trigger.max_drop},
+            f"set both (e.g. {p}metric: accuracy, {p}max_drop: 0.05) or neither",
+        )
+
+
+def _prediction_log(log: PredictionLogConf, p: str) -> None:
+    if log.url is not None and "?table=" not in log.url:
+        raise _err(
+            f"{p}url",
+            f"{p}url must name the table: <SQLAlchemy URL>?table=NAME",
+            log.url,
+            "e.g. sqlite:///data/team/name/09_monitoring/predictions.db?table=predictions",
+        )
+    if log.path:
+        path = PurePosixPath(log.path.replace("\\", "/"))
+        if path.is_absolute() or ".." in path.parts:
+            raise _err(
+                f"{p}path",
+                f"{p}path must be a folder inside the repository",
+                log.path,
+                "give a repository-relative folder (or set $SHIPYARD_PREDICTION_LOG where the service runs)",
+            )
+
+
 def _schedule(schedule: ScheduleConf, p: str) -> None:
     cron = schedule.cron.strip()
     fields = cron.split()
@@ -367,6 +430,9 @@ SECTION_RULES: dict[type, Callable[[Any, str], None]] = {
     ColumnCheckConf: _column,
     ServiceConf: _service,
     ScheduleConf: _schedule,
+    MonitorScheduleConf: _monitor_schedule,
+    TriggerConf: _trigger,
+    PredictionLogConf: _prediction_log,
     EdgeConf: _edge,
 }
 
@@ -393,6 +459,8 @@ def _across(cfg: ShipyardConfig) -> None:
         _metric(f"gate.thresholds.{name}", name, known)
     if cfg.deploy.edge.metric != "auto":
         _metric("deploy.edge.metric", cfg.deploy.edge.metric, list(METRICS[task]), "a metric of this task")
+    if cfg.monitor.trigger.metric is not None:
+        _metric("monitor.trigger.metric", cfg.monitor.trigger.metric, list(METRICS[task]), "a metric of this task")
 
 
 # -- search --------------------------------------------------------------------------------------
