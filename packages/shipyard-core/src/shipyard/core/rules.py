@@ -32,6 +32,8 @@ from shipyard.core.schema import (
     ParamType,
     PredictionLogConf,
     Pruner,
+    RolloutConf,
+    RolloutMode,
     ScheduleConf,
     SearchConf,
     ServiceConf,
@@ -72,6 +74,8 @@ SEARCHABLE = ("model", "optim", "trainer")
 SPLIT_USUAL = {"train": (0.60, 0.95), "val": (0.03, 0.20), "test": (0.02, 0.20)}
 _NAME = re.compile(r"^[a-z0-9]([-._a-z0-9]*[a-z0-9])?$")
 _ENV_VAR = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_HEADER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
+_VERSION = re.compile(r"^v?\d+(\.0\.0)?$")
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-?LW#]+$")
 _CRON_ALIASES = ("@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually", "@midnight")
 _CONSTRAINT = re.compile(r"^\s*(?P<metric>[A-Za-z_][\w/.\-]*)\s*(?P<op><=|>=)\s*(?P<bound>\S+)\s*$")
@@ -334,6 +338,27 @@ def _service(service: ServiceConf, p: str) -> None:
         )
 
 
+def _rollout(rollout: RolloutConf, p: str) -> None:
+    if (rollout.mode is None) != (rollout.candidate is None):
+        missing = "candidate" if rollout.candidate is None else "mode"
+        raise _err(
+            f"{p}{missing}",
+            f"{p}mode and {p}candidate go together: {p}{missing} is not set",
+            rollout.mode if rollout.candidate is None else rollout.candidate,
+            "set both (mode: shadow or canary, candidate: a version such as v3), or neither; "
+            "`shipyard rollout PROJECT VERSION --mode shadow` sets them for you",
+        )
+    if rollout.candidate is not None and not _VERSION.match(str(rollout.candidate)):
+        raise _err(f"{p}candidate", f"{p}candidate is not a version", rollout.candidate, "name it as v3 or v3.0.0")
+    if rollout.sticky_header is not None and not _HEADER.match(rollout.sticky_header):
+        raise _err(
+            f"{p}sticky_header",
+            f"{p}sticky_header is not an HTTP header name",
+            rollout.sticky_header,
+            "use letters, digits and '-', e.g. X-Client-Id",
+        )
+
+
 _UNITS = {"h": 3600.0, "d": 86400.0, "w": 604800.0}
 
 
@@ -429,6 +454,7 @@ SECTION_RULES: dict[type, Callable[[Any, str], None]] = {
     ChecksConf: _checks,
     ColumnCheckConf: _column,
     ServiceConf: _service,
+    RolloutConf: _rollout,
     ScheduleConf: _schedule,
     MonitorScheduleConf: _monitor_schedule,
     TriggerConf: _trigger,
@@ -461,6 +487,14 @@ def _across(cfg: ShipyardConfig) -> None:
         _metric("deploy.edge.metric", cfg.deploy.edge.metric, list(METRICS[task]), "a metric of this task")
     if cfg.monitor.trigger.metric is not None:
         _metric("monitor.trigger.metric", cfg.monitor.trigger.metric, list(METRICS[task]), "a metric of this task")
+    rollout = cfg.deploy.service.rollout
+    if rollout.mode == RolloutMode.canary and not (rollout.sticky_header or rollout.sticky_key or cfg.data.key):
+        raise _err(
+            "deploy.service.rollout.sticky_key",
+            "a canary needs a key to keep each caller on one model, and the project has no data.key",
+            None,
+            "set deploy.service.rollout.sticky_header (e.g. X-Client-Id), sticky_key, or data.key",
+        )
 
 
 # -- search --------------------------------------------------------------------------------------

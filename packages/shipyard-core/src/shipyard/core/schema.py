@@ -37,6 +37,9 @@ __all__ = [
     "PredictionLogConf",
     "PreprocessConf",
     "ProjectConf",
+    "RolloutConf",
+    "RolloutMode",
+    "RolloutRulesConf",
     "SearchConf",
     "ServiceConf",
     "ShipyardConfig",
@@ -187,6 +190,11 @@ class Inference(StrEnum):
     auto = "auto"
     inline = "inline"
     thread = "thread"
+
+
+class RolloutMode(StrEnum):
+    shadow = "shadow"
+    canary = "canary"
 
 
 class ExtraFields(StrEnum):
@@ -529,6 +537,26 @@ class KubernetesConf:
 
 
 @dataclass
+class RolloutRulesConf:
+    min_agreement: float = opt(0.95, "share of rows on which candidate and production must agree", ge=0, le=1)
+    max_metric_drop: float | None = opt(
+        None, "how far the candidate's live metric may trail production's; null: gate.regression_tolerance", ge=0
+    )
+    min_rows: int = opt(100, "fewer compared rows: the verdict is 'too little traffic', not a pass", ge=1)
+
+
+@dataclass
+class RolloutConf:
+    mode: RolloutMode | None = opt(None, "shadow or canary: the service carries production and one candidate")
+    candidate: str | None = opt(None, "the candidate version (e.g. v3); it must have passed its gate")
+    share: float = opt(0.1, "canary: the share of keys the candidate answers", gt=0, lt=1)
+    sticky_key: str | None = opt(None, "canary: the row field whose hash picks the model; null: data.key")
+    sticky_header: str | None = opt(None, "canary: a request header (e.g. X-Client-Id) instead of the row key")
+    shadow_queue: int = opt(64, "shadow: batches waiting for the candidate; beyond it they are dropped", ge=1)
+    compare: RolloutRulesConf = opt(RolloutRulesConf, "the verdict of `shipyard compare`")
+
+
+@dataclass
 class ServiceConf:
     name: str | None = opt(None, "service and Bento name; null: <team>-<name>")
     host: str = opt("127.0.0.1", "where `make serve` listens (the container listens on 0.0.0.0:3000)")
@@ -550,6 +578,7 @@ class ServiceConf:
     access_log: bool = opt(False, "")
     bento: BentoConf = opt(BentoConf, "")
     kubernetes: KubernetesConf = opt(KubernetesConf, "")
+    rollout: RolloutConf = opt(RolloutConf, "a shadow or canary rollout of a candidate beside production")
 
 
 @dataclass
