@@ -85,6 +85,30 @@ def test_rows_wait_at_most_flush_seconds(tmp_path: Path) -> None:
     log.close()
 
 
+def test_rows_after_a_quiet_spell_wait_at_most_flush_seconds_too(tmp_path: Path) -> None:
+    """The writer, asleep with nothing queued, wakes for the next few rows (not only for a full
+    flush_rows): each small batch logged after a pause reaches a file by itself."""
+    log = _log(LogLocation(path=tmp_path), flush_rows=10_000, flush_seconds=0.2)
+    for expected in (1, 2, 3):
+        log.log(_rows(3), [1, 1, 1])
+        deadline = time.monotonic() + 10
+        while len(list(tmp_path.glob("part-*.parquet"))) < expected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(list(tmp_path.glob("part-*.parquet"))) == expected
+    log.close()
+
+
+def test_extra_columns_are_logged_beside_the_record(tmp_path: Path) -> None:
+    log = _log(LogLocation(path=tmp_path))
+    log.log(_rows(2), [1, 0], extra={"_request": ["r1", "r2"], "_latency_ms": [1.5, 1.5], "_answered": [True, True]})
+    log.log(_rows(1, 2), [0])  # a batch without them: empty there
+    log.close()
+    frame = read_frame(LogLocation(path=tmp_path))
+    assert frame["_request"].tolist()[:2] == ["r1", "r2"] and frame["_request"].isna().tolist()[2]
+    assert frame["_latency_ms"].tolist()[:2] == [1.5, 1.5]
+    assert frame["_answered"].tolist()[:2] == [True, True]
+
+
 class _PausedFolder(ParquetFolder):
     """The real Parquet sink, held back until the test lets it write (a slow disk)."""
 

@@ -52,6 +52,7 @@ class _Entry:
     predictions: Any
     scores: Any
     keys: Any
+    extra: Mapping[str, Any] | None = None
 
 
 class PredictionLog:
@@ -105,17 +106,22 @@ class PredictionLog:
         predictions: Sequence[Any],
         scores: Sequence[Any] | None = None,
         keys: Sequence[Any] | None = None,
+        extra: Mapping[str, Sequence[Any]] | None = None,
     ) -> int:
         """Queue the sampled rows of one scored batch; returns how many were queued. Never
-        raises for a full queue: the rows are dropped and counted (or, when ``block``, it waits)."""
+        raises for a full queue: the rows are dropped and counted (or, when ``block``, it waits).
+        ``extra`` adds columns of the caller's own (one value per row: numbers, text or flags;
+        e.g. a rollout's request id and latency), empty in the rows of batches without them."""
         rows = len(predictions)
         if rows == 0 or self.sample_rate <= 0:
             return 0
         if self.sample_rate < 1.0:
-            inputs, predictions, scores, keys, rows = self._sample(inputs, predictions, scores, keys, rows)
+            inputs, predictions, scores, keys, rows, extra = self._sample(
+                inputs, predictions, scores, keys, rows, extra
+            )
             if rows == 0:
                 return 0
-        entry = _Entry(self.clock(), rows, inputs, predictions, scores, keys)
+        entry = _Entry(self.clock(), rows, inputs, predictions, scores, keys, extra)
         with self._cond:
             if self._closing:
                 self._drop(rows)
@@ -126,18 +132,24 @@ class PredictionLog:
                     return 0
                 self._cond.notify_all()
                 self._cond.wait(1.0)
-            if not self._pending:
+            first = not self._pending
+            if first:
                 self._oldest = time.monotonic()
             self._pending.append(entry)
             self._pending_rows += rows
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="shipyard-prediction-log", daemon=True)
                 self._thread.start()
-            if self._pending_rows >= self.flush_rows:
+            # The first rows into an empty queue wake the writer so that it starts their
+            # flush_seconds clock: asleep with nothing pending, it would otherwise wait for a
+            # full flush_rows however long that takes.
+            if first or self._pending_rows >= self.flush_rows:
                 self._cond.notify_all()
         return rows
 
-    def _sample(self, inputs: Mapping[str, Any], predictions: Any, scores: Any, keys: Any, rows: int) -> Any:
+    def _sample(
+        self, inputs: Mapping[str, Any], predictions: Any, scores: Any, keys: Any, rows: int, extra: Any = None
+    ) -> Any:
         import numpy as np
 
         keep = np.flatnonzero(self._rng.random(rows) < self.sample_rate)
@@ -147,7 +159,9 @@ class PredictionLog:
                 return None
             return np.asarray(values, dtype=object if not hasattr(values, "dtype") else None)[keep]
 
-        return {k: pick(v) for k, v in inputs.items()}, pick(predictions), pick(scores), pick(keys), len(keep)
+        more = None if extra is None else {k: pick(v) for k, v in extra.items()}
+        picked = {k: pick(v) for k, v in inputs.items()}
+        return picked, pick(predictions), pick(scores), pick(keys), len(keep), more
 
     def _drop(self, rows: int) -> None:
         self.dropped += rows
@@ -254,6 +268,9 @@ class PredictionLog:
                     for part, e in zip(values, entries, strict=True)
                 ]
                 columns[name] = pa.array(np.concatenate(parts), pa.float64())
+        extras = sorted({name for e in entries for name in (e.extra or {})} - set(columns))
+        for name in extras:
+            columns[name] = pa.array([v for e in entries for v in _items((e.extra or {}).get(name), e.rows)])
         return pa.table(columns)
 
 
