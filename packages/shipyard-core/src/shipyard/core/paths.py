@@ -55,6 +55,7 @@ ARTIFACTS: dict[str, tuple[str, str]] = {
     "predictions": ("09_monitoring", "predictions"),
     "monitor_reports": ("09_monitoring", "reports"),
     "trigger_state": ("09_monitoring", "trigger.json"),
+    "rollout_compare": ("09_monitoring", "rollout_compare.json"),
 }
 DEPLOY_TARGETS = ("service", "batch", "edge", "monitor")
 

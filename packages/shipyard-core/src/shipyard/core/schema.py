@@ -611,6 +611,9 @@ class BatchConf:
     rejects: RejectConf = opt(RejectConf, "")
     input: str | None = opt(None, "default INPUT; null: the project's data source")
     output: str | None = opt(None, "default OUTPUT; null: data/<team>/<name>/07_model_output/batch/{date}")
+    shadow: str | None = opt(
+        None, "a candidate version (e.g. v3, gate passed) scored beside production on every row: candidate_* columns"
+    )
     schedule: ScheduleConf = opt(ScheduleConf, "")
 
 
