@@ -29,7 +29,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 quote = '$(subst ','"'"',$(value $(1)))'
 SHIPYARD := SHIPYARD_OVERRIDES=$(call quote,ARGS) $(BIN)/shipyard
 
-.PHONY: help setup new report train config compile search dashboard status list affected promote rollback lineage deploy serve batch \
+.PHONY: help setup new report train config compile search dashboard status list affected promote rollout compare rollback lineage deploy serve batch \
 	test test-fast drills test-isolated docs bench lint gpu-check clean-venv
 
 help: ## list the targets
@@ -70,6 +70,14 @@ list: setup ## every project with its team, production version and staleness
 promote: setup ## put VERSION of PROJECT into production (refused unless it passed its gate)
 	@test -n "$(VERSION)" || { echo "usage: make promote PROJECT=team/name VERSION=v1 (versions: make status)"; exit 2; }
 	$(SHIPYARD) promote $(PROJECT) $(VERSION)
+
+rollout: setup ## serve VERSION beside production: MODE=shadow|canary [SHARE=0.1]; END=promote|abort ends it
+	@if [ -n "$(END)" ]; then $(SHIPYARD) rollout $(PROJECT) --$(END); else \
+	  test -n "$(VERSION)" -a -n "$(MODE)" || { echo "usage: make rollout PROJECT=team/name VERSION=v2 MODE=shadow|canary [SHARE=0.1], or END=promote|abort"; exit 2; }; \
+	  $(SHIPYARD) rollout $(PROJECT) $(VERSION) --mode $(MODE) $(if $(SHARE),--share $(SHARE)); fi
+
+compare: setup ## judge PROJECT's rollout on its logged traffic (exit 0 pass, 4 fail, 5 too little traffic)
+	$(SHIPYARD) compare $(PROJECT)
 
 rollback: setup ## put PROJECT's previous production version back; deployments follow
 	$(SHIPYARD) rollback $(PROJECT)
@@ -113,6 +121,7 @@ bench: setup ## run the benchmarks and print their ratios (about 10 minutes)
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/bench_monorepo.py
 	$(BIN)/python benchmarks/bench_service.py
+	$(BIN)/python benchmarks/bench_rollout.py
 	$(BIN)/python benchmarks/bench_batch.py
 	$(BIN)/python benchmarks/bench_edge.py
 	$(BIN)/python benchmarks/bench_search.py

@@ -64,6 +64,16 @@ CASES = [
     (["optim.lr=${nothere}"], ["optim.lr", "nothere", "interpolation"]),
     (["search=f1_latency", "search.space.optim.lr.low=-1"], ["search.space.optim.lr.low", "log scale"]),
     (["search=f1_latency", "search.space.model.hiden.type=int"], ["search.space.model.hiden", 'did you mean "hidden"']),
+    (["deploy.service.rollout.mode=shadow"], ["rollout.candidate is not set", "shipyard rollout PROJECT VERSION"]),
+    (["deploy.service.rollout.candidate=v2"], ["rollout.mode is not set"]),
+    (["deploy.service.rollout.mode=canery"], ['did you mean "canary"', "shadow, canary"]),
+    (["deploy.service.rollout.mode=canary", "deploy.service.rollout.candidate=v2"], ["a canary needs a key"]),
+    (
+        ["deploy.service.rollout.mode=shadow", "deploy.service.rollout.candidate=latest"],
+        ["rollout.candidate is not a version", "v3"],
+    ),
+    (["deploy.service.rollout.sticky_header=X Client"], ["sticky_header is not an HTTP header name"]),
+    (["deploy.service.rollout.share=1.5"], ["deploy.service.rollout.share must be above 0 and below 1"]),
 ]
 
 

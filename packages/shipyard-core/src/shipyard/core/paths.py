@@ -52,8 +52,17 @@ ARTIFACTS: dict[str, tuple[str, str]] = {
     "report": ("08_reporting", "report.html"),
     "search": ("08_reporting", "search"),
     "train_workdir": ("06_models", ".train"),
+    "contract": ("06_models", "contract.json"),
+    "reference_profile": ("06_models", "reference_profile.json"),
+    # Written by `shipyard train` from the registry before the pipeline runs (committed with the
+    # version): the contract of the production (else latest) version, which the check stage reads.
+    "reference_contract": ("pipeline", "reference_contract.json"),
+    "predictions": ("09_monitoring", "predictions"),
+    "monitor_reports": ("09_monitoring", "reports"),
+    "trigger_state": ("09_monitoring", "trigger.json"),
+    "rollout_compare": ("09_monitoring", "rollout_compare.json"),
 }
-DEPLOY_TARGETS = ("service", "batch", "edge")
+DEPLOY_TARGETS = ("service", "batch", "edge", "monitor")
 # A team step's outputs: data steps' beside the ingested data, report steps' beside the reports.
 STEP_LAYERS = {"data": "02_intermediate", "report": "08_reporting"}
 STEP_SUFFIX = {"parquet": ".parquet", "csv": ".csv", "json": ".json", "text": ".txt"}
@@ -138,6 +147,8 @@ class ProjectPaths:
     def artifact(self, name: str) -> Path:
         """The file or folder of one pipeline artifact (see :data:`ARTIFACTS`)."""
         layer, filename = ARTIFACTS[name]
+        if layer == "pipeline":
+            return self.pipeline_dir / filename
         return self.layer(layer) / filename
 
     def step_output(self, name: str, kind: str, placement: str) -> Path:
@@ -149,7 +160,7 @@ class ProjectPaths:
         return self.root / "deploy" / self.team / self.name
 
     def deploy_dir(self, target: str) -> Path:
-        """The built deployment of ``target`` (service, batch, edge)."""
+        """The built deployment of ``target`` (service, batch, edge), or the monitoring schedule."""
         if target not in DEPLOY_TARGETS:
             raise ValueError(f"unknown deployment target {target!r}")
         return self.deploy_root / target

@@ -27,9 +27,13 @@ from shipyard.core.schema import (
     DataConf,
     EdgeConf,
     EdgeVariant,
+    MonitorScheduleConf,
     ParamConf,
     ParamType,
+    PredictionLogConf,
     Pruner,
+    RolloutConf,
+    RolloutMode,
     ScheduleConf,
     SearchConf,
     ServiceConf,
@@ -40,6 +44,7 @@ from shipyard.core.schema import (
     SplitKind,
     StepPlacement,
     TrainerConf,
+    TriggerConf,
 )
 
 __all__ = [
@@ -53,6 +58,7 @@ __all__ = [
     "check_bounds",
     "known_metrics",
     "parse_constraint",
+    "parse_duration",
     "split_kind",
     "split_warnings",
 ]
@@ -98,6 +104,8 @@ STEP_INPUTS: dict[str, tuple[str, ...]] = {
 _STEP_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _NAME = re.compile(r"^[a-z0-9]([-._a-z0-9]*[a-z0-9])?$")
 _ENV_VAR = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_HEADER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
+_VERSION = re.compile(r"^v?\d+(\.0\.0)?$")
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-?LW#]+$")
 _CRON_ALIASES = ("@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually", "@midnight")
 _CONSTRAINT = re.compile(r"^\s*(?P<metric>[A-Za-z_][\w/.\-]*)\s*(?P<op><=|>=)\s*(?P<bound>\S+)\s*$")
@@ -368,6 +376,86 @@ def _service(service: ServiceConf, p: str) -> None:
         )
 
 
+def _rollout(rollout: RolloutConf, p: str) -> None:
+    if (rollout.mode is None) != (rollout.candidate is None):
+        missing = "candidate" if rollout.candidate is None else "mode"
+        raise _err(
+            f"{p}{missing}",
+            f"{p}mode and {p}candidate go together: {p}{missing} is not set",
+            rollout.mode if rollout.candidate is None else rollout.candidate,
+            "set both (mode: shadow or canary, candidate: a version such as v3), or neither; "
+            "`shipyard rollout PROJECT VERSION --mode shadow` sets them for you",
+        )
+    if rollout.candidate is not None and not _VERSION.match(str(rollout.candidate)):
+        raise _err(f"{p}candidate", f"{p}candidate is not a version", rollout.candidate, "name it as v3 or v3.0.0")
+    if rollout.sticky_header is not None and not _HEADER.match(rollout.sticky_header):
+        raise _err(
+            f"{p}sticky_header",
+            f"{p}sticky_header is not an HTTP header name",
+            rollout.sticky_header,
+            "use letters, digits and '-', e.g. X-Client-Id",
+        )
+
+
+_UNITS = {"h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration(text: str, key: str) -> float:
+    """Seconds of a span written as a whole number and h, d or w (``30d``, ``12h``, ``2w``)."""
+    value = str(text).strip()
+    if len(value) < 2 or value[-1] not in _UNITS or not value[:-1].isdigit():
+        raise _err(key, f"{key} is not a span of time", text, "write a whole number and h, d or w, e.g. 30d, 12h, 2w")
+    return int(value[:-1]) * _UNITS[value[-1]]
+
+
+def _cron(cron: str, key: str) -> None:
+    fields = cron.split()
+    if cron not in _CRON_ALIASES and not (len(fields) == 5 and all(_CRON_FIELD.match(x) for x in fields)):
+        raise _err(
+            key,
+            f"{key} is not a cron schedule",
+            cron,
+            'use five cron fields ("0 2 * * *" is daily at 02:00) or an alias like @daily',
+        )
+
+
+def _monitor_schedule(schedule: MonitorScheduleConf, p: str) -> None:
+    _cron(schedule.cron.strip(), f"{p}cron")
+    parse_duration(schedule.window, f"{p}window")
+
+
+def _trigger(trigger: TriggerConf, p: str) -> None:
+    parse_duration(trigger.cooldown, f"{p}cooldown")
+    if trigger.max_age is not None:
+        parse_duration(trigger.max_age, f"{p}max_age")
+    if (trigger.metric is None) != (trigger.max_drop is None):
+        raise _err(
+            f"{p}metric",
+            f"{p}metric and {p}max_drop go together: the rule is 'the live metric dropped by more than max_drop'",
+            {"metric": trigger.metric, "max_drop": trigger.max_drop},
+            f"set both (e.g. {p}metric: accuracy, {p}max_drop: 0.05) or neither",
+        )
+
+
+def _prediction_log(log: PredictionLogConf, p: str) -> None:
+    if log.url is not None and "?table=" not in log.url:
+        raise _err(
+            f"{p}url",
+            f"{p}url must name the table: <SQLAlchemy URL>?table=NAME",
+            log.url,
+            "e.g. sqlite:///data/team/name/09_monitoring/predictions.db?table=predictions",
+        )
+    if log.path:
+        path = PurePosixPath(log.path.replace("\\", "/"))
+        if path.is_absolute() or ".." in path.parts:
+            raise _err(
+                f"{p}path",
+                f"{p}path must be a folder inside the repository",
+                log.path,
+                "give a repository-relative folder (or set $SHIPYARD_PREDICTION_LOG where the service runs)",
+            )
+
+
 def _schedule(schedule: ScheduleConf, p: str) -> None:
     cron = schedule.cron.strip()
     fields = cron.split()
@@ -404,7 +492,11 @@ SECTION_RULES: dict[type, Callable[[Any, str], None]] = {
     ChecksConf: _checks,
     ColumnCheckConf: _column,
     ServiceConf: _service,
+    RolloutConf: _rollout,
     ScheduleConf: _schedule,
+    MonitorScheduleConf: _monitor_schedule,
+    TriggerConf: _trigger,
+    PredictionLogConf: _prediction_log,
     EdgeConf: _edge,
 }
 
@@ -431,6 +523,16 @@ def _across(cfg: ShipyardConfig) -> None:
         _metric(f"gate.thresholds.{name}", name, known)
     if cfg.deploy.edge.metric != "auto":
         _metric("deploy.edge.metric", cfg.deploy.edge.metric, list(METRICS[task]), "a metric of this task")
+    if cfg.monitor.trigger.metric is not None:
+        _metric("monitor.trigger.metric", cfg.monitor.trigger.metric, list(METRICS[task]), "a metric of this task")
+    rollout = cfg.deploy.service.rollout
+    if rollout.mode == RolloutMode.canary and not (rollout.sticky_header or rollout.sticky_key or cfg.data.key):
+        raise _err(
+            "deploy.service.rollout.sticky_key",
+            "a canary needs a key to keep each caller on one model, and the project has no data.key",
+            None,
+            "set deploy.service.rollout.sticky_header (e.g. X-Client-Id), sticky_key, or data.key",
+        )
     _features(cfg)
     _steps(cfg)
 

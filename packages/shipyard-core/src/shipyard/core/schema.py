@@ -36,9 +36,14 @@ __all__ = [
     "FeatureRefConf",
     "FeaturesConf",
     "ModelConf",
+    "MonitorConf",
     "OptimConf",
+    "PredictionLogConf",
     "PreprocessConf",
     "ProjectConf",
+    "RolloutConf",
+    "RolloutMode",
+    "RolloutRulesConf",
     "SearchConf",
     "ServiceConf",
     "ShipyardConfig",
@@ -49,6 +54,7 @@ __all__ = [
     "StepPlacement",
     "Task",
     "TrainerConf",
+    "TriggerConf",
     "doc_of",
     "register_schemas",
 ]
@@ -156,6 +162,17 @@ class Action(StrEnum):
     fail = "fail"
 
 
+class ContractAction(StrEnum):
+    fail = "fail"
+    warn = "warn"
+    off = "off"
+
+
+class TriggerAction(StrEnum):
+    alert = "alert"
+    retrain = "retrain"
+
+
 class Mode(StrEnum):
     min = "min"
     max = "max"
@@ -202,6 +219,11 @@ class Inference(StrEnum):
     auto = "auto"
     inline = "inline"
     thread = "thread"
+
+
+class RolloutMode(StrEnum):
+    shadow = "shadow"
+    canary = "canary"
 
 
 class ExtraFields(StrEnum):
@@ -342,8 +364,27 @@ class ThresholdCheckConf:
 
 
 @dataclass
+class ContractLimitsConf:
+    new_categories: float = opt(
+        0.2,
+        "a categorical's values unseen in training, as a share of its training vocabulary, beyond which it breaks",
+        ge=0,
+    )
+    range_margin: float = opt(
+        1.0, "a number beyond the training range widened by this many range widths on either side breaks it", ge=0
+    )
+
+
+@dataclass
 class ChecksConf:
     enabled: bool = opt(True, "false skips every data check (the report says so)")
+    contract: ContractAction = opt(
+        ContractAction.fail, "new data against the production (else latest) version's data contract, before training"
+    )
+    contract_columns: dict[str, ContractAction] = opt({}, "per-column overrides of checks.contract")
+    contract_limits: ContractLimitsConf = opt(
+        ContractLimitsConf, "how far a column may move before it breaks the contract"
+    )
     columns: dict[str, ColumnCheckConf] = opt({}, "rules per column")
     max_null_fraction: float = opt(0.5, "any column more empty than this fails", ge=0, le=1)
     max_duplicate_fraction: float = opt(0.01, "largest share of identical rows (the key excluded)", ge=0, le=1)
@@ -609,6 +650,26 @@ class KubernetesConf:
 
 
 @dataclass
+class RolloutRulesConf:
+    min_agreement: float = opt(0.95, "share of rows on which candidate and production must agree", ge=0, le=1)
+    max_metric_drop: float | None = opt(
+        None, "how far the candidate's live metric may trail production's; null: gate.regression_tolerance", ge=0
+    )
+    min_rows: int = opt(100, "fewer compared rows: the verdict is 'too little traffic', not a pass", ge=1)
+
+
+@dataclass
+class RolloutConf:
+    mode: RolloutMode | None = opt(None, "shadow or canary: the service carries production and one candidate")
+    candidate: str | None = opt(None, "the candidate version (e.g. v3); it must have passed its gate")
+    share: float = opt(0.1, "canary: the share of keys the candidate answers", gt=0, lt=1)
+    sticky_key: str | None = opt(None, "canary: the row field whose hash picks the model; null: data.key")
+    sticky_header: str | None = opt(None, "canary: a request header (e.g. X-Client-Id) instead of the row key")
+    shadow_queue: int = opt(64, "shadow: batches waiting for the candidate; beyond it they are dropped", ge=1)
+    compare: RolloutRulesConf = opt(RolloutRulesConf, "the verdict of `shipyard compare`")
+
+
+@dataclass
 class ServiceConf:
     name: str | None = opt(None, "service and Bento name; null: <team>-<name>")
     host: str = opt("127.0.0.1", "where `make serve` listens (the container listens on 0.0.0.0:3000)")
@@ -630,6 +691,7 @@ class ServiceConf:
     access_log: bool = opt(False, "")
     bento: BentoConf = opt(BentoConf, "")
     kubernetes: KubernetesConf = opt(KubernetesConf, "")
+    rollout: RolloutConf = opt(RolloutConf, "a shadow or canary rollout of a candidate beside production")
 
 
 @dataclass
@@ -664,6 +726,9 @@ class BatchConf:
     rejects: RejectConf = opt(RejectConf, "")
     input: str | None = opt(None, "default INPUT; null: the project's data source")
     output: str | None = opt(None, "default OUTPUT; null: data/<team>/<name>/07_model_output/batch/{date}")
+    shadow: str | None = opt(
+        None, "a candidate version (e.g. v3, gate passed) scored beside production on every row: candidate_* columns"
+    )
     schedule: ScheduleConf = opt(ScheduleConf, "")
 
 
@@ -707,6 +772,67 @@ class DeployConf:
     edge: EdgeConf = opt(EdgeConf, "the LiteRT edge models")
 
 
+# -- monitoring --------------------------------------------------------------------------------
+
+
+@dataclass
+class PredictionLogConf:
+    enabled: bool = opt(True, "the service and the batch job record every scored row they sample")
+    sample_rate: float = opt(1.0, "share of scored rows recorded (a seeded draw per row)", ge=0, le=1)
+    path: str | None = opt(
+        None, "folder of Parquet files, repository-relative; null: data/<team>/<name>/09_monitoring/predictions"
+    )
+    url: str | None = opt(None, "<SQLAlchemy URL>?table=NAME: record into a SQL table instead of files")
+    flush_rows: int = opt(5000, "rows per written file (or transaction)", ge=1)
+    flush_seconds: float = opt(5.0, "rows never wait longer than this for the writer", gt=0)
+    queue_rows: int = opt(100000, "rows the service holds for its writer; beyond it rows are dropped and counted", ge=1)
+
+
+@dataclass
+class DriftConf:
+    alpha: float = opt(0.05, "false-discovery rate over every test of a window (Benjamini-Hochberg)", gt=0, lt=1)
+    wasserstein: float = opt(0.05, "effect floor of a number: Wasserstein distance in training std devs", ge=0)
+    jensenshannon: float = opt(0.05, "effect floor of a category or class: Jensen-Shannon distance", ge=0, le=1)
+    missing: float = opt(0.05, "effect floor of a missing rate: absolute change of the empty share", ge=0, le=1)
+    min_rows: int = opt(100, "a window with fewer rows is reported as too small to judge", ge=1)
+
+
+@dataclass
+class TriggerConf:
+    drift_share: float | None = opt(0.3, "fire when at least this share of features drifted ...", gt=0, le=1)
+    windows: int = opt(2, "... in this many consecutive windows", ge=1)
+    metric: str | None = opt(None, "a live metric (labels joined by key), e.g. accuracy; null: none")
+    max_drop: float | None = opt(None, "fire when the live metric is this far below validation", gt=0)
+    max_age: str | None = opt(None, "fire when production is older than this (e.g. 30d); null: project.max_age")
+    cooldown: str = opt("1d", "after firing, wait this long before firing again (h, d or w)")
+    action: TriggerAction = opt(TriggerAction.alert, "alert: report only; retrain: refresh the data and train")
+    auto_promote: bool = opt(False, "promote the retrained candidate if it passes its gate and the no-regression check")
+
+
+@dataclass
+class RetrainConf:
+    refresh: str | None = opt(
+        None, "a shell command, run from the repository root, that refreshes the raw data source before retraining"
+    )
+
+
+@dataclass
+class MonitorScheduleConf:
+    cron: str = opt("0 3 * * *", "the monitoring run's cron line and Airflow schedule")
+    window: str = opt("1d", "each scheduled run judges the rows logged in this span before it (h, d or w)")
+    airflow: bool = opt(True, "write airflow_dag.py beside the cron line")
+
+
+@dataclass
+class MonitorConf:
+    bins: int = opt(20, "quantile bins per numeric feature in the reference profile", ge=2, le=1000)
+    log: PredictionLogConf = opt(PredictionLogConf, "prediction logs of the service and the batch job")
+    drift: DriftConf = opt(DriftConf, "when a feature, the prediction or the missing rate has drifted")
+    trigger: TriggerConf = opt(TriggerConf, "the rule that alerts or retrains")
+    retrain: RetrainConf = opt(RetrainConf, "what a retrain does before training")
+    schedule: MonitorScheduleConf = opt(MonitorScheduleConf, "the scheduled monitoring run")
+
+
 @dataclass
 class EnvConf:
     name: str = opt("local", "the environment (conf/env/<name>.yaml)")
@@ -730,6 +856,7 @@ class ShipyardConfig:
     gate: GateConf = opt(GateConf, "")
     search: SearchConf | None = opt(None, "an Optuna search, chosen with search=<name>")
     deploy: DeployConf = opt(DeployConf, "")
+    monitor: MonitorConf = opt(MonitorConf, "prediction logs, drift monitoring and the retraining trigger")
     env: EnvConf = opt(EnvConf, "")
 
 

@@ -301,6 +301,83 @@ def cmd_promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rollout(args: argparse.Namespace) -> int:
+    from shipyard.core.errors import ConfigError
+
+    if args.version and "=" in args.version:  # `rollout P --abort key=value`: an override, not a version
+        args.overrides, args.version = [args.version, *args.overrides], None
+    paths, cfg = _compose(args)
+    ends = [flag for flag in ("promote", "abort") if getattr(args, flag)]
+    if len(ends) > 1 or (ends and (args.version or args.mode)) or (not ends and not (args.version and args.mode)):
+        raise ConfigError(
+            "say what to do: start a rollout, or end the one in progress",
+            fix=f"shipyard rollout {paths.project} VERSION --mode shadow|canary [--share 0.1], "
+            f"or shipyard rollout {paths.project} --promote | --abort",
+        )
+    if ends:
+        from shipyard.engine.rollout import end_rollout
+
+        result = end_rollout(paths, cfg, promote=args.promote, say=_say)
+        _say_built(paths, result["reports"])
+        verdict = result["verdict"].get("verdict") or "not judged"
+        done = "is now production" if args.promote else "rollout aborted; production serves alone"
+        print(f"{paths.project} {result['version']}: {done} (compare's verdict then: {verdict})")
+        if cfg.deploy.service.rollout.mode is not None:
+            _say(f"note: remove deploy.service.rollout from {paths.rel(paths.config_file)}: the rollout has ended")
+        return 0
+    from shipyard.engine.rollout import start_rollout
+
+    report = start_rollout(paths, cfg, args.version, args.mode, args.share, say=_say)
+    plan = report["rollout"]
+    share = f", {plan['share']:.0%} of keys to the candidate" if plan["mode"] == "canary" else ""
+    print(f"{paths.project}: {plan['mode']} rollout of {plan['candidate']}{share}: {report['out_dir']}")
+    print(f"  serve it: make serve PROJECT={paths.project}; judge it: shipyard compare {paths.project}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from shipyard.deploy.service._compare import EXIT_CODES
+    from shipyard.engine.rollout import compare
+
+    paths, cfg = _compose(args)
+    report = compare(paths, cfg, since=args.since, until=args.until, labels=args.labels)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return EXIT_CODES[report["verdict"]]
+    _print_compare(report)
+    return EXIT_CODES[report["verdict"]]
+
+
+def _print_compare(report: dict[str, Any]) -> None:
+    rollout, rows, agreement = report["rollout"], report["rows"], report["agreement"]
+    print(f"{rollout['mode']} rollout: production {rollout['production']}, candidate {rollout['candidate']}")
+    print(f"  {'':<22} {'production':>14} {'candidate':>14}")
+    print(f"  {'rows':<22} {rows['production']:>14} {rows['candidate']:>14}")
+    for name in ("p50", "p95"):
+        cells = [report["latency_ms"][r].get(name) for r in ("production", "candidate")]
+        print(f"  {'latency ' + name + ' (ms/batch)':<22} " + " ".join(_cell(c) for c in cells))
+    for role in ("production", "candidate"):
+        dist = report["predictions"][role]
+        classes = ", ".join(f"{k}: {v:.3f}" for k, v in dist.get("classes", {}).items())
+        score = dist.get("score") or dist.get("prediction") or {}
+        spread = ", ".join(f"{k} {v:.4g}" for k, v in score.items())
+        print(f"  {role:<11} {classes}{'; ' if classes and spread else ''}{spread}")
+    if agreement["rate"] is not None:
+        rate, n, coverage = agreement["rate"], agreement["rows"], agreement["coverage"]
+        print(f"  agreement: {rate:.4f} on {n} rows (coverage {coverage:.3f})")
+    live = report["live"]
+    if live:
+        cells = [live[r]["value"] for r in ("production", "candidate")]
+        print(f"  {'live ' + live['metric']:<22} " + " ".join(_cell(c) for c in cells))
+    print(f"verdict: {report['verdict'].upper()}")
+    for reason in report["reasons"]:
+        print(f"  - {reason}")
+
+
+def _cell(value: float | None) -> str:
+    return f"{value:>14.4f}" if value is not None else f"{'-':>14}"
+
+
 def cmd_rollback(args: argparse.Namespace) -> int:
     from shipyard.engine.deploy import rollback
 
@@ -391,6 +468,13 @@ def cmd_lineage(args: argparse.Namespace) -> int:
         + ", ".join(f"{k}={v:.4f}" for k, v in card.get("metrics", {}).items() if k.startswith("test/"))
     )
     print(f"  gate:        {'passed' if card.get('gate', {}).get('passed') else 'FAILED'}")
+    for event in card.get("rollouts", []):
+        detail = ", ".join(
+            f"{k} {event[k]}"
+            for k in ("mode", "share", "production", "previous", "verdict")
+            if event.get(k) is not None
+        )
+        print(f"  rollout:     {event['at']} {event['event']} ({detail})")
     return 0
 
 
@@ -569,6 +653,29 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("version", metavar="VERSION", help="e.g. v3 or v3.0.0")
     p.add_argument("--stage", default="production", choices=("candidate", "staging", "production", "archived"))
     p.set_defaults(func=cmd_promote, overrides=[])
+    p = sub.add_parser(
+        "rollout",
+        help="serve a candidate beside production (shadow or canary), then --promote or --abort it",
+        description="Start: shipyard rollout TEAM/NAME VERSION --mode shadow|canary [--share 0.1]. "
+        "End: shipyard rollout TEAM/NAME --promote | --abort.",
+    )
+    p.add_argument("project", metavar="TEAM/NAME")
+    p.add_argument(
+        "version", metavar="VERSION", nargs="?", help="the candidate, e.g. v3 (it must have passed its gate)"
+    )
+    p.add_argument("--mode", choices=("shadow", "canary"), help="shadow: scored off the answer path; canary: answers")
+    p.add_argument("--share", type=float, default=None, help="canary: share of keys the candidate answers (0.1)")
+    p.add_argument("--promote", action="store_true", help="end the rollout: the candidate becomes production")
+    p.add_argument("--abort", action="store_true", help="end the rollout: production serves alone again")
+    p.set_defaults(func=cmd_rollout, overrides=[])
+    p = with_project("compare", "judge the rollout in progress on its logged traffic (exit 0 pass, 4 fail, 5 too few)")
+    p.add_argument(
+        "--since", help="rows logged since: ISO time (UTC) or a span back (12h, 7d); default: the rollout's start"
+    )
+    p.add_argument("--until", help="rows logged before: ISO time (UTC) or a span back from now")
+    p.add_argument("--labels", help="CSV or Parquet file of outcomes: the row key and the target per scored row")
+    p.add_argument("--json", action="store_true", help="the whole report as JSON")
+    p.set_defaults(func=cmd_compare)
     p = sub.add_parser("rollback", help="put the previous production version back; deployments follow")
     p.add_argument("project", metavar="TEAM/NAME")
     p.set_defaults(func=cmd_rollback, overrides=[])

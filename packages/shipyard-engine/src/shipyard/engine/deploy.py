@@ -193,12 +193,23 @@ def deploy_project(
         )
     label = f"{paths.project}@{item.version}"
     builders = _builders()
+    candidate = _rollout_candidate(paths, config, registry, item) if "service" in wanted else None
+    shadow = _shadow_candidate(paths, config, registry, item) if "batch" in wanted else None
     reports: dict[str, dict[str, Any]] = {}
     with materialize(paths, item.commit, ("model_bundle", "test_split")) as files:
         store = _feature_store(paths, config, files["model_bundle"], files["test_split"].parent.parent, say)
         for target in wanted:
-            say(f"▶ deploy {target} ({label})")
             out = deploy_dir(paths, target)
+            if target == "service" and candidate is not None:
+                mode = config.deploy.service.rollout.mode
+                say(f"▶ deploy service ({label} with candidate {candidate.version}, {mode})")
+                reports[target] = _rollout_service(paths, config, files, label, candidate)
+                continue
+            if target == "batch" and shadow is not None:
+                say(f"▶ deploy batch ({label} with shadow candidate {shadow.version})")
+                reports[target] = _shadow_batch(paths, config, files, label, shadow)
+                continue
+            say(f"▶ deploy {target} ({label})")
             reports[target] = builders[target](
                 files["model_bundle"], out, config, paths.project, label, files["test_split"], store
             )
@@ -223,6 +234,76 @@ def _feature_store(
     where = "features.db" if config.features.online_store is None else report["store"]
     say(f"▶ materialised {report['rows']} feature rows into the online store ({where})")
     return folder
+def _rollout_candidate(paths: ProjectPaths, config: ShipyardConfig, registry: Any, serving: Version) -> Version | None:
+    """The rollout's candidate (``deploy.service.rollout``), refused unless it passed its gate."""
+    rollout = config.deploy.service.rollout
+    if rollout.mode is None or rollout.candidate is None:
+        return None
+    candidate = registry.promotable(rollout.candidate)
+    if candidate.version == serving.version:
+        raise ConfigError(
+            f"the rollout's candidate {candidate.version} is the version the service serves",
+            key="deploy.service.rollout.candidate",
+            value=rollout.candidate,
+            fix="name a newer version, or remove deploy.service.rollout (the rollout has ended)",
+        )
+    return candidate
+
+
+def _shadow_candidate(paths: ProjectPaths, config: ShipyardConfig, registry: Any, serving: Version) -> Version | None:
+    """The batch job's shadow candidate (``deploy.batch.shadow``): gated, and not the model itself."""
+    if config.deploy.batch.shadow is None:
+        return None
+    candidate = registry.promotable(config.deploy.batch.shadow)
+    if candidate.version == serving.version:
+        raise ConfigError(
+            f"the batch job's shadow candidate {candidate.version} is the version it scores with",
+            key="deploy.batch.shadow",
+            value=config.deploy.batch.shadow,
+            fix="name a newer version, or remove deploy.batch.shadow",
+        )
+    return candidate
+
+
+def _shadow_batch(
+    paths: ProjectPaths, config: ShipyardConfig, files: dict[str, Path], label: str, candidate: Version
+) -> dict[str, Any]:
+    from shipyard.deploy.batch import build_batch_job
+
+    with materialize(paths, candidate.commit, ("model_bundle",)) as theirs:
+        return build_batch_job(
+            files["model_bundle"],
+            deploy_dir(paths, "batch"),
+            config.deploy.batch,
+            project=paths.project,
+            version=label,
+            data_key=config.data.key,
+            data_source=config.data.source,
+            candidate=(theirs["model_bundle"], f"{paths.project}@{candidate.version}"),
+        )
+
+
+def _rollout_service(
+    paths: ProjectPaths, config: ShipyardConfig, files: dict[str, Path], label: str, candidate: Version
+) -> dict[str, Any]:
+    import pandas as pd
+    from shipyard.core.compose import dump
+    from shipyard.deploy.service import build_service
+
+    log = dump(config.monitor.log)
+    log["path"] = log["path"] or paths.rel(paths.artifact("predictions"))
+    with materialize(paths, candidate.commit, ("model_bundle",)) as theirs:
+        return build_service(
+            files["model_bundle"],
+            deploy_dir(paths, "service"),
+            config.deploy.service,
+            project=paths.project,
+            version=label,
+            example=pd.read_parquet(files["test_split"]),
+            candidate=(theirs["model_bundle"], f"{paths.project}@{candidate.version}"),
+            key_field=config.data.key,
+            prediction_log=log,
+        )
 
 
 def deployed_version(folder: Path, target: str) -> str | None:

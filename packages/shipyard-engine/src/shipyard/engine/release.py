@@ -161,6 +161,9 @@ def lineage_of(paths: ProjectPaths, version: str) -> dict[str, Any]:
     card = dict(item.card)
     card["registered_commit"] = item.commit
     card["stage"] = item.stages[0] if item.stages else None
+    from shipyard.engine.rollout import rollout_history
+
+    card["rollouts"] = rollout_history(paths.root, item.commit, item.version)
     return card
 
 

@@ -28,7 +28,7 @@ from shipyard.core.errors import ConfigError, DataError
 from shipyard.core.hashing import file_sha256
 from shipyard.core.paths import find_root, parse_project
 from shipyard.core.schema import BatchConf, SourceConf, SourceKind
-from shipyard.deploy.batch._job import BUNDLE_DIR, JOB_FILE, Job
+from shipyard.deploy.batch._job import BUNDLE_DIR, CANDIDATE_DIR, JOB_FILE, Job
 from shipyard.deploy.batch.pipeline import NODES
 
 __all__ = ["build_batch_job"]
@@ -48,16 +48,20 @@ def build_batch_job(
     data_key: str | None = None,
     data_source: SourceConf | Mapping[str, Any] | None = None,
     feature_store: Path | None = None,
+    candidate: tuple[Path, str] | None = None,
 ) -> dict[str, Any]:
     """Write the batch job of ``project`` for the bundle in ``bundle_dir`` to ``out_dir``.
 
     ``conf`` is the project's ``deploy.batch`` section (typed, or plain data checked against its
     schema); ``data_key`` and ``data_source`` are the project's ``data.key`` and ``data.source``
     (the job's key column and default input). ``version`` names the model in every output row (a
-    registry version, or the weights hash). Returns what was built: the folder, its files, the
-    cron line and whether anything changed. ``feature_store``: a folder holding the online store
+    registry version, or the weights hash). ``feature_store``: a folder holding the online store
     of a model with shared features (``features.json``, ``features.db``), copied into the job; its
     input rows then carry the entity key(s) and event time instead of those features.
+    ``candidate`` (its bundle folder and version) is scored beside the model on every row (shadow
+    scoring): ``candidate_prediction``, ``candidate_score`` and ``candidate_model_version``
+    columns. Returns what was built: the folder, its files, the cron line and whether anything
+    changed.
     """
     from shipyard.features import SPEC_FILE, STORE_FILE, lookup_columns, open_lookup, store_columns
 
@@ -75,6 +79,7 @@ def build_batch_job(
     key = settings.key or data_key or DEFAULT_KEY
     generated = settings.key is None and not data_key
     settings = _with_defaults(settings, key, source, team, name)
+    shadow = _candidate(meta, candidate)
     job = Job(
         dir=out_dir.resolve(),
         project=project,
@@ -84,6 +89,7 @@ def build_batch_job(
         key_generated=generated,
         features=tuple(_input_columns(meta, store_columns, lookup_columns)),
         conf=settings,
+        candidate=shadow,
     )
     files = _render(job, out_dir)
     store: list[Path] = []
@@ -96,19 +102,21 @@ def build_batch_job(
             )
         open_lookup(feature_store, meta["features"])  # fails here, not at run time, without its files
         store = [feature_store / n for n in (SPEC_FILE, STORE_FILE) if (feature_store / n).is_file()]
-    changed = bool(store) or _changed(out_dir, files, bundle_dir)
+    bundles = {BUNDLE_DIR: bundle_dir, **({CANDIDATE_DIR: Path(candidate[0])} if candidate else {})}
+    changed = bool(store) or _changed(out_dir, files, bundles)
     if changed:
         with atomic_dir(out_dir) as tmp:
-            (tmp / BUNDLE_DIR).mkdir()
-            for file in BUNDLE_FILES:
-                (tmp / BUNDLE_DIR / file).write_bytes((bundle_dir / file).read_bytes())
+            for folder, source_dir in bundles.items():
+                (tmp / folder).mkdir()
+                for file in BUNDLE_FILES:
+                    (tmp / folder / file).write_bytes((source_dir / file).read_bytes())
             for rel, text in files.items():
                 (tmp / rel).write_text(text, encoding="utf-8")
             for file in store:
                 (tmp / file.name).write_bytes(file.read_bytes())
     return {
         "job_dir": str(out_dir),
-        "files": sorted([*files, *(f"{BUNDLE_DIR}/{f}" for f in BUNDLE_FILES)]),
+        "files": sorted([*files, *(f"{folder}/{f}" for folder in bundles for f in BUNDLE_FILES)]),
         "version": job.version,
         "cron": files["schedule.cron"].strip().splitlines()[-1],
         "changed": changed,
@@ -148,16 +156,34 @@ def _source_input(source: SourceConf | None) -> str | None:
     return None
 
 
-def _changed(out_dir: Path, files: dict[str, str], bundle_dir: Path) -> bool:
+def _candidate(meta: Mapping[str, Any], candidate: tuple[Path, str] | None) -> tuple[str, str] | None:
+    """The shadow candidate's (version, weights hash), its bundle checked like the model's."""
+    if candidate is None:
+        return None
+    from shipyard.core.errors import DataError
+
+    theirs = _bundle_meta(Path(candidate[0]))
+    task, their_task = meta["preprocessor"]["task"], theirs["preprocessor"]["task"]
+    if their_task != task:
+        raise DataError(
+            f"the shadow candidate {candidate[1]} is a {their_task} model and the job's a {task} model",
+            where=str(candidate[0]),
+            fix="name a version of the same project in deploy.batch.shadow",
+        )
+    return str(candidate[1]), str(theirs["weights_sha256"])
+
+
+def _changed(out_dir: Path, files: dict[str, str], bundles: dict[str, Path]) -> bool:
     for rel, text in files.items():
         path = out_dir / rel
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
             return True
-    for file in BUNDLE_FILES:
-        path = out_dir / BUNDLE_DIR / file
-        if not path.is_file() or file_sha256(path) != file_sha256(bundle_dir / file):
-            return True
-    expected = {*files, BUNDLE_DIR}
+    for folder, bundle_dir in bundles.items():
+        for file in BUNDLE_FILES:
+            path = out_dir / folder / file
+            if not path.is_file() or file_sha256(path) != file_sha256(bundle_dir / file):
+                return True
+    expected = {*files, *bundles}
     return any(p.name not in expected for p in out_dir.iterdir())
 
 

@@ -11,12 +11,13 @@ from shipyard.core.compose import dump, section
 from shipyard.core.errors import ConfigError, DataError
 from shipyard.core.schema import BatchConf
 
-__all__ = ["BUNDLE_DIR", "JOB_FILE", "JOB_FORMAT", "Job", "load_job"]
+__all__ = ["BUNDLE_DIR", "CANDIDATE_DIR", "JOB_FILE", "JOB_FORMAT", "Job", "load_job"]
 
 JOB_FORMAT = "shipyard-batch-job/1"
 JOB_FILE = "job.yaml"
 BUNDLE_DIR = "bundle"
-_HEADER = ("format", "project", "version", "bundle", "weights_sha256", "task", "key_generated", "features")
+_HEADER = ("format", "project", "version", "bundle", "weights_sha256", "task", "key_generated", "features", "candidate")
+CANDIDATE_DIR = "candidate"  # shadow scoring: the candidate's bundle beside production's
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class Job:
     # Settings are mutable dataclasses: left out of the hash (a job's scorer is cached per job),
     # still compared by equality.
     conf: BatchConf = dataclasses.field(hash=False)
+    # Shadow scoring: (version, weights sha256) of a candidate scored beside the model.
+    candidate: tuple[str, str] | None = None
 
     @property
     def key(self) -> str:
@@ -41,6 +44,10 @@ class Job:
     @property
     def bundle(self) -> Path:
         return self.dir / BUNDLE_DIR
+
+    @property
+    def candidate_bundle(self) -> Path:
+        return self.dir / CANDIDATE_DIR
 
     def spec(self) -> dict[str, Any]:
         """The content of ``job.yaml`` (the bundle path is relative to the job folder)."""
@@ -54,6 +61,8 @@ class Job:
             "key_generated": self.key_generated,
             "features": list(self.features),
         }
+        if self.candidate is not None:
+            head["candidate"] = {"version": self.candidate[0], "weights_sha256": self.candidate[1]}
         return {**head, **dump(self.conf)}
 
     def with_conf(self, **changes: Any) -> Job:
@@ -86,6 +95,11 @@ def load_job(job_dir: Path) -> Job:
     bundle = job_dir / BUNDLE_DIR
     if not (bundle / "bundle.json").is_file():
         raise DataError(f"the job's model bundle is missing: {bundle}", where=str(path), fix="rebuild the job")
+    shadow = spec.get("candidate")
+    if shadow and not (job_dir / CANDIDATE_DIR / "bundle.json").is_file():
+        raise DataError(
+            f"the job's candidate bundle is missing: {job_dir / CANDIDATE_DIR}", where=str(path), fix="rebuild the job"
+        )
     return Job(
         dir=job_dir.resolve(),
         project=str(spec["project"]),
@@ -95,4 +109,5 @@ def load_job(job_dir: Path) -> Job:
         key_generated=bool(spec["key_generated"]),
         features=tuple(spec.get("features") or ()),
         conf=conf,
+        candidate=(str(shadow["version"]), str(shadow["weights_sha256"])) if shadow else None,
     )

@@ -4,7 +4,9 @@ output and rejects tables (Arrow, written by a sink).
 Output columns: the row key, ``prediction`` (class label or value), ``score`` (binary: P of the
 positive class; multiclass: the top probability) and ``proba_<class>`` per class (multiclass),
 the passthrough columns, ``model_version`` and ``scored_at`` (the job run's start, UTC, kept
-when a killed run resumes, so that a part scored later matches its siblings).
+when a killed run resumes, so that a part scored later matches its siblings). A job with a
+shadow candidate (``deploy.batch.shadow``) adds ``candidate_prediction``, ``candidate_score``
+and ``candidate_model_version``: the candidate scored the same checked rows.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class Scorer:
 
         # Shared features: looked up by entity key and event time in the job's online store.
         self.lookup = open_lookup(job.dir, self.bundle.meta.get("features"))
+        self.candidate = _candidate(job)
 
     def score(self, chunk: Chunk, offset: int | None, part: str, scored_at: datetime) -> Scored:
         import numpy as np
@@ -120,12 +123,32 @@ class Scorer:
                 out[f"proba_{label}"] = scores[:, j].astype(np.float64)
         else:
             out["prediction"] = np.asarray(scores, dtype=np.float64)
+        if self.candidate is not None:
+            out.update(self._shadow(inputs, rows))
         arrays = {name: pa.array(values, from_pandas=True) for name, values in out.items()}
         for name in self.job.conf.passthrough:
             arrays.setdefault(name, pa.array(columns[name], from_pandas=True))
         arrays["model_version"] = pa.repeat(pa.scalar(self.job.version, pa.string()), rows)
+        if self.job.candidate is not None:
+            arrays["candidate_model_version"] = pa.repeat(pa.scalar(self.job.candidate[0], pa.string()), rows)
         arrays["scored_at"] = pa.repeat(pa.scalar(at, pa.timestamp("us", tz="UTC")), rows)
         return pa.table(arrays)
+
+    def _shadow(self, inputs: dict[str, Any], rows: int) -> dict[str, Any]:
+        """The candidate's prediction and score of the same rows (its own preprocessing)."""
+        import numpy as np
+
+        bundle = self.candidate
+        if not rows:
+            if bundle.task == "regression":
+                return {"candidate_prediction": np.zeros(0)}
+            return {"candidate_prediction": np.asarray(bundle.preprocessor.classes)[:0], "candidate_score": np.zeros(0)}
+        scores = bundle.scores_from_input(bundle.preprocessor.transform(inputs))
+        labels = np.asarray(bundle.labels(scores))
+        if bundle.task == "regression":
+            return {"candidate_prediction": labels.astype(np.float64)}
+        score = scores.max(axis=1) if scores.ndim == 2 else scores
+        return {"candidate_prediction": labels, "candidate_score": score.astype(np.float64)}
 
     def _rejects(self, columns: dict[str, np.ndarray], bad: np.ndarray, reasons: list[str], part: str) -> Any:
         import numpy as np
@@ -164,6 +187,24 @@ def _lookup_value(value: Any) -> Any:
     if hasattr(value, "isoformat") or str(getattr(value, "dtype", "")).startswith("datetime64"):
         return value  # a time: to_micros reads it as it is
     return value.item() if hasattr(value, "item") else value
+
+
+def _candidate(job: Job) -> Any:
+    """The shadow candidate's bundle, checked against the hash the job recorded, or None."""
+    if job.candidate is None:
+        return None
+    from shipyard.deploy._bundles import rebuild_fix
+    from shipyard.train.bundle import ModelBundle
+
+    bundle = ModelBundle.load(job.candidate_bundle, fix=rebuild_fix(job.project, "batch"))
+    if bundle.weights_sha256 != job.candidate[1]:
+        raise DataError(
+            "the job's candidate bundle is not the model the job was built with (weights hash differs)",
+            where=str(job.candidate_bundle),
+            value=bundle.weights_sha256,
+            fix=rebuild_fix(job.project, "batch"),
+        )
+    return bundle
 
 
 def _key_array(values: np.ndarray) -> np.ndarray:

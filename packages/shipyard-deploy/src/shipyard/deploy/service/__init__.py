@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from shipyard.core.schema import ServiceConf
 
-__all__ = ["build_service", "load_service", "serve"]
+__all__ = ["build_service", "compare_rollout", "load_service", "serve"]
 
 
 def build_service(
@@ -27,6 +27,9 @@ def build_service(
     project: str,
     version: str | None = None,
     example: Any = None,
+    candidate: tuple[Path, str] | None = None,
+    key_field: str | None = None,
+    prediction_log: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the service folder for ``bundle_dir`` into ``out_dir`` and build its Bento.
 
@@ -35,10 +38,33 @@ def build_service(
     responses carry (default: the bundle's ``weights_sha256[:12]``); ``example`` a DataFrame of
     test rows, the first of which the service accepts becomes ``request.json``. Returns the
     report that is also written to ``out_dir/build.json``: paths, Bento tag, endpoints.
+
+    A rollout (``conf.rollout.mode`` shadow or canary) carries a ``candidate`` beside the model:
+    ``(bundle folder, version)``; ``key_field`` names the row field a canary's sticky key comes
+    in (the project's row key); ``prediction_log`` is the ``monitor.log`` section as plain data
+    (where both models' predictions are logged).
     """
     from shipyard.deploy.service._build import build_service as build
 
-    return build(bundle_dir, out_dir, conf, project=project, version=version, example=example)
+    return build(
+        bundle_dir,
+        out_dir,
+        conf,
+        project=project,
+        version=version,
+        example=example,
+        candidate=candidate,
+        key_field=key_field,
+        prediction_log=prediction_log,
+    )
+
+
+def compare_rollout(location: Any, **options: Any) -> dict[str, Any]:
+    """Production against a rollout's candidate on the logged traffic: agreement, distributions,
+    latency, live metrics and the verdict (see :mod:`shipyard.deploy.service._compare`)."""
+    from shipyard.deploy.service._compare import compare_rollout as compare
+
+    return compare(location, **options)
 
 
 def serve(out_dir: Path, port: int, host: str = "127.0.0.1") -> int:

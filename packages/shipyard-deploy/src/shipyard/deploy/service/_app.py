@@ -76,27 +76,39 @@ def read_spec(out_dir: Path) -> dict[str, Any]:
 
 def load_service(out_dir: Path) -> Any:
     """The ``bentoml.Service`` for a built service folder (or a Bento's copy of one)."""
-    from shipyard.deploy.service._store import stored_model, sync_model
+    from shipyard.deploy.service._store import CANDIDATE_DIR, candidate_spec
     from shipyard.train.bundle import META
 
     spec = read_spec(out_dir)
     settings = settings_from(spec["settings"])
-    if (out_dir / BUNDLE_DIR).is_dir():
-        model = sync_model(out_dir, spec, verify=False)
-    else:  # a Bento: it carries the model in its own store
-        model = stored_model(str(spec["model_tag"]))
-        if model is None:
-            raise DataError(
-                f"the BentoML model {spec['model_tag']} is missing",
-                where=str(out_dir),
-                fix=rebuild_fix(str(spec["project"]), "service"),
-            )
+    model = _model_of(out_dir, spec, BUNDLE_DIR)
+    candidate = candidate_spec(spec)
+    if candidate is not None:
+        _model_of(out_dir, candidate, CANDIDATE_DIR)
     meta = json.loads(Path(model.path_of(META)).read_text())
     from shipyard.features import open_lookup
 
     # Shared features come from the folder's online store: one lookup (connection pool) per worker.
     lookup = open_lookup(out_dir, meta.get("features"))
-    return _make_service(spec, settings, build_schema(meta, settings, lookup))
+    rollout = spec.get("rollout") or {}
+    schema = build_schema(meta, settings, lookup, rollout.get("key_field"))
+    # The folder it runs from: a repository-relative prediction log resolves against its repository.
+    return _make_service({**spec, "folder": str(out_dir)}, settings, schema)
+
+
+def _model_of(out_dir: Path, spec: dict[str, Any], folder: str) -> Any:
+    from shipyard.deploy.service._store import stored_model, sync_model
+
+    if (out_dir / folder).is_dir():
+        return sync_model(out_dir, spec, verify=False, folder_name=folder)
+    model = stored_model(str(spec["model_tag"]))  # a Bento: it carries the model in its own store
+    if model is None:
+        raise DataError(
+            f"the BentoML model {spec['model_tag']} is missing",
+            where=str(out_dir),
+            fix=rebuild_fix(str(spec["project"]), "service"),
+        )
+    return model
 
 
 def _service_config(spec: dict[str, Any], settings: ServiceConf) -> dict[str, Any]:
@@ -132,11 +144,20 @@ def _make_service(spec: dict[str, Any], settings: ServiceConf, schema: ServiceSc
         max_request_bytes=settings.max_request_bytes,
         api_paths=frozenset({PREDICT_ROUTE}),
         model_version=version,
+        sticky=_sticky_header(spec),
     )
     return service
 
 
-def _preflight(model: Any, spec: dict[str, Any], settings: ServiceConf) -> Any:
+def _sticky_header(spec: dict[str, Any]) -> tuple[bytes, str] | None:
+    """A header-sticky canary: the header the front door copies into each row, and the field."""
+    rollout = spec.get("rollout") or {}
+    if rollout.get("mode") != "canary" or not rollout.get("header"):
+        return None
+    return str(rollout["header"]).lower().encode("latin-1"), str(rollout["key_field"])
+
+
+def _preflight(model: Any, spec: dict[str, Any], settings: ServiceConf, candidate: Any = None) -> Any:
     """BentoML's ``on_deployment`` hook: runs once in the server's main process, before any
     worker starts (``make serve`` and ``bentoml serve`` alike). A wrong key or damaged weights
     end the server with the one message and exit code 2."""
@@ -147,7 +168,9 @@ def _preflight(model: Any, spec: dict[str, Any], settings: ServiceConf) -> Any:
 
         try:
             api_key(settings)
-            verify_bundle(Path(model.resolve().path), fix=rebuild_fix(str(spec["project"]), "service"))
+            for each in (model, candidate):
+                if each is not None:
+                    verify_bundle(Path(each.resolve().path), fix=rebuild_fix(str(spec["project"]), "service"))
         except ShipyardError as exc:
             # BentoML would print a traceback and start nothing useful; say why, once, and stop.
             print(exc.render(), file=sys.stderr, flush=True)
@@ -160,10 +183,13 @@ def _service_class(spec: dict[str, Any], settings: ServiceConf, schema: ServiceS
     """The class BentoML wraps: its model, model loading, readiness, and the batchable
     ``/predict`` API."""
     import bentoml
+    from shipyard.deploy.service._store import candidate_spec
 
     version = str(spec["model_version"])
     prediction = schema.prediction
     model = bentoml.models.BentoModel(str(spec["model_tag"]))
+    candidate_of = candidate_spec(spec)
+    candidate = bentoml.models.BentoModel(str(candidate_of["model_tag"])) if candidate_of else None
     fix = rebuild_fix(str(spec["project"]), "service")
 
     def __init__(self: Any) -> None:
@@ -172,7 +198,8 @@ def _service_class(spec: dict[str, Any], settings: ServiceConf, schema: ServiceS
         _quiet_rejections()
         self.bundle = _load_bundle(Path(self.model.path), settings, fix)
         self.version = version
-        self.inline = _inline(self.bundle, settings)
+        self.rollout = _start_rollout(self, spec, schema, settings, fix) if candidate is not None else None
+        self.inline = _inline(self.bundle, settings) and self.rollout is None
         self.limiter = anyio.CapacityLimiter(1)
         # Everything loaded so far (torch, BentoML, the model) lives as long as the worker. Frozen,
         # the garbage collector's full passes skip it: without this, each full pass over the
@@ -183,7 +210,15 @@ def _service_class(spec: dict[str, Any], settings: ServiceConf, schema: ServiceS
     def __is_ready__(self: Any) -> bool:
         return hasattr(self, "bundle")
 
+    @bentoml.on_shutdown
+    def finish_rollout(self: Any) -> None:
+        """A clean shutdown lets the shadow candidate finish and flushes both prediction logs."""
+        if getattr(self, "rollout", None) is not None:
+            self.rollout.close()
+
     def score(self: Any, rows: Any) -> list[Any]:
+        if self.rollout is not None:
+            return list(self.rollout.score(schema.columns(rows), schema.keys(rows)))
         scores = self.bundle.predict_scores(schema.columns(rows))
         return _results(self.bundle, scores, self.bundle.labels(scores), self.version, prediction)
 
@@ -215,9 +250,11 @@ def _service_class(spec: dict[str, Any], settings: ServiceConf, schema: ServiceS
     )
     namespace = {
         "model": model,  # BentoML packs it into the Bento and resolves it where the service runs
-        "preflight": _preflight(model, spec, settings),
+        **({"candidate_model": candidate} if candidate is not None else {}),
+        "preflight": _preflight(model, spec, settings, candidate),
         "__init__": __init__,
         "__is_ready__": __is_ready__,
+        **({"finish_rollout": finish_rollout} if candidate is not None else {}),
         "predict": api,
         "__doc__": doc,
         "__module__": __name__,
@@ -240,6 +277,50 @@ def _guard_from_env(app: Any, *, settings: ServiceConf, **options: Any) -> Any:
         max_request_bytes=settings.max_request_bytes,
     )
     return Guard(app, api_key=api_key(settings), document=document, **options)
+
+
+def _start_rollout(service: Any, spec: dict[str, Any], schema: ServiceSchema, settings: ServiceConf, fix: str) -> Any:
+    """Load the candidate beside production (once per worker) and report what both hold."""
+    from shipyard.deploy.service._rollout import Rollout, open_logs
+
+    plan = spec["rollout"]
+    before = _rss_mb()
+    candidate = _load_bundle(Path(service.candidate_model.path), settings, fix)
+    cand_version = str(plan["candidate"]["model_version"])
+    log.info(
+        "rollout %s: production %s (%.3f MB of weights), candidate %s (%.3f MB of weights); "
+        "the candidate added %.1f MB to this worker (now %.1f MB resident)",
+        plan["mode"],
+        service.version,
+        _weights_mb(service.bundle),
+        cand_version,
+        _weights_mb(candidate),
+        _rss_mb() - before,
+        _rss_mb(),
+    )
+    kinds = {s["name"]: s["dtype"] for s in service.bundle.meta.get("feature_schema", [])}
+    features = [(name, "category" if kinds.get(name) == "category" else "number") for name in schema.features]
+    logs = open_logs(spec, Path(spec["folder"]), features)
+
+    def results(bundle: Any, scores: Any, version: str) -> list[Any]:
+        return _results(bundle, scores, bundle.labels(scores), version, schema.prediction)
+
+    return Rollout(plan, service.bundle, candidate, (service.version, cand_version), results, logs)
+
+
+def _weights_mb(bundle: Any) -> float:
+    return sum(p.numel() * p.element_size() for p in bundle.net.parameters()) / 2**20
+
+
+def _rss_mb() -> float:
+    """This process's resident memory now (Linux /proc; elsewhere the peak from getrusage)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _load_bundle(bundle_dir: Path, settings: ServiceConf, fix: str) -> Any:

@@ -19,7 +19,7 @@ from shipyard.deploy._paths import repo_relative, repo_root
 from shipyard.deploy.service import _templates as tpl
 from shipyard.deploy.service._app import BUNDLE_DIR, PREDICT_ROUTE, SERVICE_JSON, settings_from
 from shipyard.deploy.service._schema import build_schema, example_request
-from shipyard.deploy.service._store import MODEL_FILES, store_model
+from shipyard.deploy.service._store import CANDIDATE_DIR, MODEL_FILES, candidate_spec, store_model
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -78,6 +78,61 @@ def _version(version: str | None, meta: Mapping[str, Any]) -> str:
             fix="pass the registry's version string (e.g. v3) or leave it out to use the weights hash",
         )
     return version
+
+
+def _rollout_plan(
+    settings: ServiceConf,
+    meta: Mapping[str, Any],
+    name: str,
+    candidate: tuple[Path, str] | None,
+    key_field: str | None,
+) -> dict[str, Any] | None:
+    """What the service needs of a rollout: the candidate model, how to route, where to log."""
+    from shipyard.deploy.service._rollout import STICKY_FIELD
+
+    rollout = settings.rollout
+    if rollout.mode is None and candidate is None:
+        return None
+    if rollout.mode is None or candidate is None:
+        raise ConfigError(
+            "a rollout needs both deploy.service.rollout.mode and a candidate model",
+            key="deploy.service.rollout",
+            fix="use `shipyard rollout PROJECT VERSION --mode shadow|canary`, which passes both",
+        )
+    cand_dir, cand_version = Path(candidate[0]), _version(candidate[1], {})
+    cand_meta = _read_meta(cand_dir)
+    _check_bundle(cand_dir)  # the candidate's weights are checked against their hash like production's
+    task, cand_task = meta["preprocessor"]["task"], cand_meta["preprocessor"]["task"]
+    if cand_task != task:
+        raise DataError(
+            f"the candidate {cand_version} is a {cand_task} model and production a {task} model",
+            where=str(cand_dir),
+            fix="roll out a version of the same project",
+        )
+    header = rollout.sticky_header
+    field = STICKY_FIELD if header else (rollout.sticky_key or key_field)
+    if rollout.mode == "canary" and not field:
+        raise ConfigError(
+            "a canary needs a sticky key: the row key field or a request header",
+            key="deploy.service.rollout.sticky_key",
+            fix="set deploy.service.rollout.sticky_key (or data.key), or sticky_header: X-Client-Id",
+        )
+    from datetime import UTC, datetime
+
+    return {
+        "mode": str(rollout.mode),
+        # compare reads the traffic logged since: an earlier rollout of the same pair is not this one
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "share": rollout.share,
+        "header": header,
+        "key_field": field,
+        "shadow_queue": rollout.shadow_queue,
+        "candidate": {
+            "model_version": cand_version,
+            "model_tag": f"{name}:{_tag_part(cand_version)}",
+            "weights_sha256": cand_meta.get("weights_sha256"),
+        },
+    }
 
 
 def _spec(
@@ -171,7 +226,12 @@ def _schemathesis(settings: ServiceConf) -> str:
 
 
 def _write_folder(
-    tmp: Path, bundle_dir: Path, spec: dict[str, Any], settings: ServiceConf, request: dict[str, Any]
+    tmp: Path,
+    bundle_dir: Path,
+    spec: dict[str, Any],
+    settings: ServiceConf,
+    request: dict[str, Any],
+    candidate_dir: Path | None = None,
 ) -> None:
     from shipyard.deploy.service._environment import build_wheels, pinned_requirements, torch_index
 
@@ -179,6 +239,10 @@ def _write_folder(
     (tmp / BUNDLE_DIR).mkdir()
     for file in MODEL_FILES:
         shutil.copy2(bundle_dir / file, tmp / BUNDLE_DIR / file)
+    if candidate_dir is not None:
+        (tmp / CANDIDATE_DIR).mkdir()
+        for file in MODEL_FILES:
+            shutil.copy2(candidate_dir / file, tmp / CANDIDATE_DIR / file)
     write_json(tmp / SERVICE_JSON, spec)
     # Rows keep the model's feature order (write_json would sort the keys).
     (tmp / REQUEST_JSON).write_text(json.dumps(request, indent=2) + "\n")
@@ -233,8 +297,15 @@ def build_service(
     version: str | None = None,
     example: pd.DataFrame | None = None,
     feature_store: Path | None = None,
+    candidate: tuple[Path, str] | None = None,
+    key_field: str | None = None,
+    prediction_log: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write everything the service needs into ``out_dir`` (atomically) and build its Bento.
+
+    A rollout (``deploy.service.rollout.mode``) also takes ``candidate`` (its bundle folder and
+    version), ``key_field`` (the row field a canary's sticky key arrives in: the project's row
+    key) and ``prediction_log`` (the ``monitor.log`` settings, paths repository-relative).
 
     ``conf`` is the ``deploy.service`` section; ``version`` the model version responses carry
     (default: the first 12 hex digits of the bundle's weights hash); ``example`` rows (the test
@@ -248,16 +319,21 @@ def build_service(
     bundle_dir, out_dir = Path(bundle_dir), Path(out_dir)
     meta = _read_meta(bundle_dir)
     lookup = open_lookup(feature_store, meta.get("features")) if feature_store else None
-    schema = build_schema(meta, settings, lookup)  # fails here, not at serve time, if it cannot be generated
     _check_bundle(bundle_dir)
-    request = example_request(meta, schema, example)
     version = _version(version, meta)
     name = settings.name or _tag_part(project.replace("/", "-"))
     tag = f"{name}:{_tag_part(version)}"
     spec = _spec(project, version, name, tag, settings, meta)
+    plan = _rollout_plan(settings, meta, name, candidate, key_field)
+    if plan is not None:
+        spec["rollout"] = plan
+        spec["prediction_log"] = dict(prediction_log) if prediction_log is not None else None
+    key = plan["key_field"] if plan is not None else None  # shadow too: live metrics join labels by key
+    schema = build_schema(meta, settings, lookup, key)  # fails here, not at serve time, if it cannot be generated
+    request = example_request(meta, schema, example)
     folder = repo_relative(out_dir, repo_root(out_dir.parent))
     with atomic_dir(out_dir) as tmp:
-        _write_folder(tmp, bundle_dir, spec, settings, request)
+        _write_folder(tmp, bundle_dir, spec, settings, request, candidate[0] if candidate else None)
         for name in (SPEC_FILE, STORE_FILE) if lookup is not None else ():
             if (feature_store / name).is_file():  # type: ignore[operator]
                 shutil.copy2(feature_store / name, tmp / name)  # type: ignore[operator]
@@ -265,6 +341,8 @@ def build_service(
         # copy there), then the Bento is built from the scratch folder, before it replaces
         # out_dir: a failed build leaves the previous service folder as it was.
         store_model(tmp / BUNDLE_DIR, spec)
+        if plan is not None:
+            store_model(tmp / CANDIDATE_DIR, candidate_spec(spec) or {})
         bento_tag = _build_bento(tmp, tag) if settings.bento.build else None
         report = {
             "project": project,
@@ -277,6 +355,9 @@ def build_service(
             "endpoints": ENDPOINTS,
             "serve": f"python -m shipyard.deploy.service serve {folder} --port {settings.port}",
             "containerize": f"bentoml containerize {bento_tag}" if bento_tag else None,
+            "rollout": {k: plan[k] for k in ("mode", "share")} | {"candidate": plan["candidate"]["model_version"]}
+            if plan is not None
+            else None,
         }
         write_json(tmp / BUILD_JSON, report)
     return report

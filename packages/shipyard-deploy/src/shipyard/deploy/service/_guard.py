@@ -41,6 +41,7 @@ class Guard:
         api_paths: frozenset[str],
         model_version: str,
         document: Document | None = None,
+        sticky: tuple[bytes, str] | None = None,
     ) -> None:
         self.app = app
         self.document = document
@@ -48,6 +49,8 @@ class Guard:
         self.max_bytes = max_request_bytes
         self.api_paths = api_paths
         self.version_header = (b"x-model-version", model_version.encode())
+        # A header-sticky canary: (header, row field) the header's value is copied into.
+        self.sticky = sticky
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -78,6 +81,8 @@ class Guard:
         if body is False:
             await self._too_large(send)
             return
+        if self.sticky is not None and isinstance(body, bytes) and path in self.api_paths:
+            body = _stick(body, headers.get(self.sticky[0]), self.sticky[1])
         send = self._tag(send)
         if path == OPENAPI_PATH and self.document is not None:
             send = _rewrite_json(send, self.document)
@@ -154,6 +159,25 @@ def _rewrite_json(send: Send, change: Document) -> Send:
         await send({"type": "http.response.body", "body": body})
 
     return rewrite
+
+
+def _stick(body: bytes, value: bytes | None, field: str) -> bytes:
+    """The request with the sticky header's value in each row (the row model declares the
+    field); a body that is not the expected JSON passes unchanged, for the API to reject."""
+    if value is None:
+        return body
+    try:
+        request = json.loads(body)
+    except ValueError:
+        return body
+    rows = request.get("rows") if isinstance(request, dict) else None
+    if not isinstance(rows, list):
+        return body
+    key = value.decode("latin-1")
+    for row in rows:
+        if isinstance(row, dict):
+            row[field] = key
+    return json.dumps(request).encode()
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

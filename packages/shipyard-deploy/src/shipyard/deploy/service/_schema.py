@@ -43,10 +43,17 @@ class ServiceSchema:
     attrs: list[str]  # python attribute of each feature on ``row`` (tabular models)
     shape: list[int] | None
     sent: list[str] | None = None  # the names a request row carries, when not ``features``
+    key_attr: str | None = None  # a canary's sticky key on ``row``: not a feature, never scored
 
     @property
     def request_names(self) -> list[str]:
         return self.features if self.sent is None else self.sent
+
+    def keys(self, rows: Sequence[BaseModel]) -> list[Any]:
+        """Each row's sticky key (None where absent, or when the rows carry none)."""
+        if self.key_attr is None:
+            return [None] * len(rows)
+        return [getattr(r, self.key_attr) for r in rows]
 
     def columns(self, rows: Sequence[BaseModel]) -> dict[str, Any]:
         """Validated rows as ``{feature: values}``, the mapping ``Preprocessor.transform`` takes."""
@@ -155,8 +162,19 @@ def _title(meta: Mapping[str, Any]) -> str:
     return "".join(part.capitalize() for part in name.replace("-", "_").split("_") if part) or "Model"
 
 
+_KEY_ATTR = "sticky_key"
+
+
+def _key_field(name: str) -> tuple[Any, Any]:
+    kind = (
+        Annotated[str, Field(max_length=_MAX_CATEGORY_CHARS, strict=True)] | Annotated[int, Field(strict=True)] | None
+    )
+    desc = "the caller's key: it keeps the caller on one model during a canary rollout (not a feature)"
+    return kind, Field(default=None, alias=name, description=desc)
+
+
 def _row_model(
-    meta: Mapping[str, Any], settings: ServiceConf, lookup: Any = None
+    meta: Mapping[str, Any], settings: ServiceConf, lookup: Any = None, key_field: str | None = None
 ) -> tuple[type[BaseModel], list[str], list[str], list[str] | None]:
     from shipyard.features import lookup_columns, store_columns
 
@@ -174,7 +192,8 @@ def _row_model(
     shape = pre.get("shape")
     if shape:
         kind, info = _image_field([specs[f] for f in features], list(shape), settings)
-        row = create_model(f"{_title(meta)}Row", __config__=config, image=(kind, info))
+        extra = {} if key_field is None else {_KEY_ATTR: _key_field(key_field)}
+        row = create_model(f"{_title(meta)}Row", __config__=config, image=(kind, info), **extra)
         return row, features, [IMAGE_FIELD], None
     stored, inputs = store_columns(meta.get("features")), lookup_columns(meta.get("features"))
     if stored and lookup is None:
@@ -183,7 +202,7 @@ def _row_model(
             where=str(meta.get("project", {}).get("name", "bundle")),
             fix="build the service with `make deploy` (it materialises features.db beside the model)",
         )
-    fields: dict[str, Any] = {}
+    fields: dict[str, Any] = {} if key_field is None else {_KEY_ATTR: _key_field(key_field)}
     attrs = []
     for i, name in enumerate(features):
         spec = specs[name]
@@ -265,10 +284,20 @@ def _prediction_model(meta: Mapping[str, Any]) -> type[BaseModel]:
     )
 
 
-def build_schema(meta: Mapping[str, Any], settings: ServiceConf, lookup: Any = None) -> ServiceSchema:
+def build_schema(
+    meta: Mapping[str, Any], settings: ServiceConf, lookup: Any = None, key_field: str | None = None
+) -> ServiceSchema:
     """The request and response models for a bundle's ``bundle.json`` (no torch needed);
-    ``lookup`` (:class:`shipyard.features.FeatureLookup`) fills a model's shared features."""
-    row, features, attrs, sent = _row_model(meta, settings, lookup)
+    ``lookup`` (:class:`shipyard.features.FeatureLookup`) fills a model's shared features;
+    ``key_field`` adds an optional row field holding a canary's sticky key."""
+    if key_field is not None and key_field in meta["preprocessor"]["features"]:
+        raise DataError(
+            f"the sticky key {key_field!r} is one of the model's features",
+            key="deploy.service.rollout.sticky_key",
+            value=key_field,
+            fix="name a column that is not a feature (the row key, data.key), or use sticky_header",
+        )
+    row, features, attrs, sent = _row_model(meta, settings, lookup, key_field)
     rows = Annotated[
         list[row],  # type: ignore[valid-type]
         Field(
@@ -283,7 +312,9 @@ def build_schema(meta: Mapping[str, Any], settings: ServiceConf, lookup: Any = N
         rows=(rows, ...),
     )
     shape = meta["preprocessor"].get("shape")
-    return ServiceSchema(row, request, _prediction_model(meta), features, attrs, list(shape) if shape else None, sent)
+    shape_ = list(shape) if shape else None
+    key_attr = _KEY_ATTR if key_field is not None else None
+    return ServiceSchema(row, request, _prediction_model(meta), features, attrs, shape_, sent, key_attr)
 
 
 def _plain(value: Any) -> Any:

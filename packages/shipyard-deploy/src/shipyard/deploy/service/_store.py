@@ -21,9 +21,19 @@ from shipyard.core.errors import DataError
 from shipyard.deploy._bundles import rebuild_fix
 from shipyard.train.bundle import META, WEIGHTS
 
-__all__ = ["MODEL_FILES", "store_model", "stored_model", "sync_model"]
+__all__ = ["CANDIDATE_DIR", "MODEL_FILES", "candidate_spec", "store_model", "stored_model", "sync_model"]
+
+CANDIDATE_DIR = "candidate"
 
 MODEL_FILES = (WEIGHTS, META)
+
+
+def candidate_spec(spec: dict[str, Any]) -> dict[str, Any] | None:
+    """A rollout's candidate model as a spec of its own (tag, weights hash, version), or None."""
+    rollout = spec.get("rollout")
+    if not rollout:
+        return None
+    return {**spec, **{k: rollout["candidate"][k] for k in ("model_tag", "weights_sha256", "model_version")}}
 
 
 def stored_model(tag: str) -> Any:
@@ -37,12 +47,13 @@ def stored_model(tag: str) -> Any:
         return None
 
 
-def sync_model(out_dir: Path, spec: dict[str, Any], *, verify: bool) -> Any:
+def sync_model(out_dir: Path, spec: dict[str, Any], *, verify: bool, folder_name: str = "bundle") -> Any:
     """The store's model of the service built in ``out_dir``, put there from ``out_dir/bundle``
     when the store lacks it or holds other weights. ``verify`` checks the folder's bundle against
-    its weights hash even when the store already holds the model (``make serve`` does)."""
+    its weights hash even when the store already holds the model (``make serve`` does).
+    ``folder_name``: ``candidate`` for a rollout's candidate (with its own ``spec``)."""
     tag, sha, project = str(spec["model_tag"]), str(spec["weights_sha256"]), str(spec["project"])
-    folder = out_dir / "bundle"
+    folder = out_dir / folder_name
     fix = rebuild_fix(project, "service")
     if verify and folder.is_dir():
         _verified(folder, sha, fix)
@@ -51,7 +62,7 @@ def sync_model(out_dir: Path, spec: dict[str, Any], *, verify: bool) -> Any:
         return stored
     if not folder.is_dir():
         raise DataError(
-            f"the BentoML model {tag} is not in the model store, and {out_dir} has no bundle/ to make it from",
+            f"the BentoML model {tag} is not in the model store, and {out_dir} has no {folder_name}/ to make it from",
             where=str(out_dir),
             fix=fix,
         )
