@@ -96,6 +96,16 @@ def summary(target: str, out: Path, report: dict[str, Any]) -> str:
 Builder = Callable[[Path, Path, ShipyardConfig, str, str, Path], dict[str, Any]]
 
 
+def _log_spec(cfg: ShipyardConfig, project: str) -> dict[str, Any] | None:
+    """``monitor.log`` as the service and the batch job record it (the default place:
+    ``data/<team>/<name>/09_monitoring/predictions``, repository-relative)."""
+    from shipyard.core.paths import ARTIFACTS
+    from shipyard.deploy._predlog import log_spec
+
+    layer, name = ARTIFACTS["predictions"]
+    return log_spec(cfg.monitor.log, f"data/{project}/{layer}/{name}")
+
+
 def _builders() -> dict[str, Builder]:
     def edge(bundle: Path, out: Path, cfg: ShipyardConfig, project: str, version: str, test: Path) -> dict[str, Any]:
         import pandas as pd
@@ -110,7 +120,15 @@ def _builders() -> dict[str, Builder]:
 
         # request.json gets a real row of the version's test split.
         frame = pd.read_parquet(test)
-        return build_service(bundle, out, cfg.deploy.service, project=project, version=version, example=frame)
+        return build_service(
+            bundle,
+            out,
+            cfg.deploy.service,
+            project=project,
+            version=version,
+            example=frame,
+            prediction_log=_log_spec(cfg, project),
+        )
 
     def batch(bundle: Path, out: Path, cfg: ShipyardConfig, project: str, version: str, test: Path) -> dict[str, Any]:
         from shipyard.deploy.batch import build_batch_job
@@ -123,6 +141,7 @@ def _builders() -> dict[str, Builder]:
             version=version,
             data_key=cfg.data.key,
             data_source=cfg.data.source,
+            prediction_log=_log_spec(cfg, project),
         )
 
     return {"edge": edge, "service": service, "batch": batch}
@@ -222,7 +241,7 @@ def _link_or_copy(src: str, dst: str) -> None:
 def _restorable(paths: ProjectPaths, targets: list[str]) -> Iterator[None]:
     """Run a build; if it fails, put each target's folder, its DVC pointer and the folder's
     .gitignore back as they were (what did not exist before is removed again)."""
-    root = deploy_dir(paths, "x").parent
+    root = paths.deploy_root
     files = [root / ".gitignore", *(root / f"{t}.dvc" for t in targets)]
     scratch_parent = paths.root / ".dvc" / "tmp" / "shipyard"
     scratch_parent.mkdir(parents=True, exist_ok=True)
@@ -268,10 +287,15 @@ def promote(
     paths: ProjectPaths, config: ShipyardConfig, version: str, stage: str = "production", *, say: Callable[[str], None]
 ) -> tuple[Version, Version | None, dict[str, dict[str, Any]]]:
     """Promote ``version``; to production, deployments follow: built first, switched after."""
+    from shipyard.engine.release import schema_change_note
     from shipyard.registry import Registry
 
     registry = Registry(paths)
     target = registry.promotable(version)
+    if stage == "production":
+        note = schema_change_note(paths, registry.production(), target)
+        if note:
+            say(f"schema change: {note}")
     if stage != "production":
         return (*registry.promote(target.version, stage), {})
     (promoted, previous), reports = _build_then(

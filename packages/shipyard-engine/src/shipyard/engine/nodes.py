@@ -14,6 +14,7 @@ from typing import Any
 
 from shipyard.core.schema import (
     ChecksConf,
+    ContractAction,
     DataConf,
     EvaluateConf,
     GateConf,
@@ -36,8 +37,26 @@ def ingest(data: DataConf, group: str | None, time: str | None, runtime: dict[st
     return _ingest(data, Path(runtime["root"]), _aux(group, time))
 
 
+def _contract_check(
+    frame: Any, reference: dict[str, Any], checks: ChecksConf, project: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
+    """Failures, warnings and the summary line of the data contract check."""
+    from shipyard.data.contract import compare_contract
+
+    if checks.contract == ContractAction.off and not checks.contract_columns:
+        return [], [], "data contract: not compared (checks.contract: off)"
+    contract = reference.get("contract")
+    if not contract:
+        return [], [], f"data contract: none to compare with ({reference.get('reason') or 'no registered version'})"
+    failures, warnings = compare_contract(frame, contract, checks)
+    which = f"{project} {reference.get('version')} ({reference.get('stage') or 'latest registered'})"
+    verdict = "broken" if failures else "kept, with warnings" if warnings else "kept"
+    return failures, warnings, f"data contract of {which}: {verdict}"
+
+
 def check(
     frame: Any,
+    reference: dict[str, Any],
     checks: ChecksConf,
     target: str,
     task: str,
@@ -61,7 +80,12 @@ def check(
         }
     else:
         report = run_checks(frame, checks, target, str(task), _aux(group, time))
-    summary = format_summary(report, runtime["project"])
+    broken, noted, line = _contract_check(frame, reference, checks, runtime["project"])
+    # Contract breaks come first: they explain the other failures a missing column causes.
+    report["failures"] = broken + report["failures"]
+    report["warnings"] = noted + report["warnings"]
+    report["passed"] = not report["failures"]
+    summary = format_summary(report, runtime["project"]) + line + "\n"
     if report["warnings"] or not report["passed"]:
         print(summary, end="", file=sys.stderr)
     if not report["passed"]:
@@ -72,17 +96,28 @@ def check(
             f"{len(report['failures'])} data check(s) failed; first: {first['check']} "
             f"on {first['column'] or 'all columns'}: observed {first['observed']}, expected {first['expected']}",
             where=runtime["check_summary_rel"],
-            fix="fix the data, or the rule under `checks:` in the project config if the data is right",
+            fix=first.get("fix")
+            or "fix the data, or the rule under `checks:` in the project config if the data is right",
         )
     return report, summary
 
 
 def split(
-    frame: Any, report: dict[str, Any], split: SplitConf, target: str, task: str, seed: int
-) -> tuple[Any, Any, Any, dict[str, Any]]:
+    frame: Any,
+    report: dict[str, Any],
+    split: SplitConf,
+    target: str,
+    shape: list[int] | None,
+    task: str,
+    seed: int,
+) -> tuple[Any, Any, Any, dict[str, Any], dict[str, Any]]:
+    """The three splits, their manifest, and the data contract the training split sets."""
+    from shipyard.data.contract import infer_contract
     from shipyard.data.split import split_frame
 
-    return split_frame(frame, split, target, str(task), seed)
+    train, val, test, manifest = split_frame(frame, split, target, str(task), seed)
+    contract = infer_contract(train, target, str(task), _aux(split.group_column, split.time_column), shape)
+    return train, val, test, manifest, contract
 
 
 def fit_preprocessing(
@@ -127,8 +162,10 @@ def train(
 
 
 def evaluate(
-    bundle: Any, val: Any, test: Any, conf: EvaluateConf, runtime: dict[str, Any]
-) -> tuple[dict[str, float], Any]:
+    bundle: Any, train: Any, val: Any, test: Any, conf: EvaluateConf, bins: int, runtime: dict[str, Any]
+) -> tuple[dict[str, float], Any, dict[str, Any]]:
+    """Metrics, the confusion table, and the reference profile monitoring compares against."""
+    from shipyard.data.profile import reference_profile
     from shipyard.train.evaluate import confusion_rows, evaluate_bundle
 
     weights = Path(runtime["bundle_dir"]) / "weights.safetensors"
@@ -138,7 +175,14 @@ def evaluate(
         import pandas as pd
 
         confusion = pd.DataFrame({"actual": [], "predicted": []})
-    return metrics, confusion
+    pre = bundle.preprocessor
+    # Image models have one feature per pixel: their profile is the prediction's alone.
+    features = [] if pre.shape else list(pre.features)
+    predictions = bundle.labels(bundle.predict_scores(val))
+    profile = reference_profile(
+        train, features, set(pre.categorical), predictions, bundle.task, metrics, int(bins), list(pre.classes)
+    )
+    return metrics, confusion, profile
 
 
 def gate(

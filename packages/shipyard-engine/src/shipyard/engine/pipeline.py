@@ -56,6 +56,9 @@ _SPECS = (
     DatasetSpec("dataset", "parquet"),
     DatasetSpec("check_report", "json"),
     DatasetSpec("check_summary", "text"),
+    DatasetSpec("reference_contract", "json"),
+    DatasetSpec("contract", "json"),
+    DatasetSpec("reference_profile", "json"),
     DatasetSpec("train_split", "parquet"),
     DatasetSpec("val_split", "parquet"),
     DatasetSpec("test_split", "parquet"),
@@ -92,6 +95,7 @@ NODES: tuple[NodeSpec, ...] = (
         nodes.check,
         (
             "dataset",
+            "reference_contract",
             "params:checks",
             "params:data.target",
             "params:project.task",
@@ -105,8 +109,16 @@ NODES: tuple[NodeSpec, ...] = (
     NodeSpec(
         "split",
         nodes.split,
-        ("dataset", "check_report", "params:split", "params:data.target", "params:project.task", "params:seed"),
-        ("train_split", "val_split", "test_split", "split_manifest"),
+        (
+            "dataset",
+            "check_report",
+            "params:split",
+            "params:data.target",
+            "params:data.shape",
+            "params:project.task",
+            "params:seed",
+        ),
+        ("train_split", "val_split", "test_split", "split_manifest", "contract"),
         ("data",),
     ),
     NodeSpec(
@@ -144,9 +156,9 @@ NODES: tuple[NodeSpec, ...] = (
     NodeSpec(
         "evaluate",
         nodes.evaluate,
-        ("model_bundle", "val_split", "test_split", "params:evaluate", "runtime"),
-        ("metrics", "confusion"),
-        ("train",),
+        ("model_bundle", "train_split", "val_split", "test_split", "params:evaluate", "params:monitor.bins", "runtime"),
+        ("metrics", "confusion", "reference_profile"),
+        ("train", "data"),
     ),
     NodeSpec(
         "gate",

@@ -77,6 +77,13 @@ class PredictionLog:
     ) -> None:
         import numpy as np
 
+        # Everything the writer thread uses is imported here, in the caller's thread: a module
+        # imported half-way by the writer while a request thread inspects it (BentoML looks for
+        # pandas.DataFrame on every batch) fails that request.
+        import pandas  # noqa: F401
+        import pyarrow
+        import pyarrow.parquet  # noqa: F401
+
         self.sink = sink
         self.features = [(str(n), str(k)) for n, k in features]
         self.task, self.source, self.model_version = task, source, model_version
@@ -93,6 +100,7 @@ class PredictionLog:
         self._closing = False
         self._flush_wanted = 0
         self._flushed = 0
+        self._writing = False  # the writer holds rows it took and has not yet committed
         self._thread: threading.Thread | None = None
         self.logged = 0  # rows handed to the sink
         self.dropped = 0  # rows dropped: queue full, or a write that failed
@@ -157,7 +165,7 @@ class PredictionLog:
     def flush(self, timeout: float = 60.0) -> None:
         """Write everything queued so far; returns once it is written (or ``timeout`` passed)."""
         with self._cond:
-            if not self._pending:
+            if not self._pending and not self._writing:
                 return
             self._flush_wanted += 1
             wanted = self._flush_wanted
@@ -192,6 +200,7 @@ class PredictionLog:
                 else:
                     self._cond.wait()
             taken, self._pending, self._pending_rows = self._pending, [], 0
+            self._writing = bool(taken)
             wanted, closing = self._flush_wanted, self._closing
             self._cond.notify_all()  # producers waiting for room
             return taken, wanted, closing
@@ -202,6 +211,7 @@ class PredictionLog:
             if taken:
                 self._write(taken)
             with self._cond:
+                self._writing = False
                 self._flushed = max(self._flushed, wanted)
                 self._cond.notify_all()
                 if closing and not self._pending:

@@ -47,12 +47,15 @@ def build_batch_job(
     version: str,
     data_key: str | None = None,
     data_source: SourceConf | Mapping[str, Any] | None = None,
+    prediction_log: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the batch job of ``project`` for the bundle in ``bundle_dir`` to ``out_dir``.
 
     ``conf`` is the project's ``deploy.batch`` section (typed, or plain data checked against its
     schema); ``data_key`` and ``data_source`` are the project's ``data.key`` and ``data.source``
-    (the job's key column and default input). ``version`` names the model in every output row (a
+    (the job's key column and default input); ``prediction_log`` where and how the job records
+    what it scores (:func:`shipyard.deploy._predlog.log_spec`; None: nothing). ``version``
+    names the model in every output row (a
     registry version, or the weights hash). Returns what was built: the folder, its files, the
     cron line and whether anything changed.
     """
@@ -79,6 +82,7 @@ def build_batch_job(
         key_generated=generated,
         features=tuple(meta["preprocessor"]["features"]),
         conf=settings,
+        prediction_log=dict(prediction_log) if prediction_log else None,
     )
     files = _render(job, out_dir)
     changed = _changed(out_dir, files, bundle_dir)

@@ -16,7 +16,17 @@ __all__ = ["BUNDLE_DIR", "JOB_FILE", "JOB_FORMAT", "Job", "load_job"]
 JOB_FORMAT = "shipyard-batch-job/1"
 JOB_FILE = "job.yaml"
 BUNDLE_DIR = "bundle"
-_HEADER = ("format", "project", "version", "bundle", "weights_sha256", "task", "key_generated", "features")
+_HEADER = (
+    "format",
+    "project",
+    "version",
+    "bundle",
+    "weights_sha256",
+    "task",
+    "key_generated",
+    "features",
+    "prediction_log",
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,8 @@ class Job:
     # Settings are mutable dataclasses: left out of the hash (a job's scorer is cached per job),
     # still compared by equality.
     conf: BatchConf = dataclasses.field(hash=False)
+    # Where and how the job records what it scores (``monitor.log``); None: it records nothing.
+    prediction_log: dict[str, Any] | None = dataclasses.field(default=None, hash=False)
 
     @property
     def key(self) -> str:
@@ -53,6 +65,7 @@ class Job:
             "task": self.task,
             "key_generated": self.key_generated,
             "features": list(self.features),
+            "prediction_log": self.prediction_log,
         }
         return {**head, **dump(self.conf)}
 
@@ -95,4 +108,5 @@ def load_job(job_dir: Path) -> Job:
         key_generated=bool(spec["key_generated"]),
         features=tuple(spec.get("features") or ()),
         conf=conf,
+        prediction_log=spec.get("prediction_log") or None,
     )
