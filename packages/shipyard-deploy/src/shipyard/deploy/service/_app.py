@@ -92,7 +92,7 @@ def load_service(out_dir: Path) -> Any:
                 fix=rebuild_fix(str(spec["project"]), "service"),
             )
     meta = json.loads(Path(model.path_of(META)).read_text())
-    return _make_service(spec, settings, build_schema(meta, settings))
+    return _make_service(spec, settings, build_schema(meta, settings), out_dir)
 
 
 def _service_config(spec: dict[str, Any], settings: ServiceConf) -> dict[str, Any]:
@@ -117,11 +117,11 @@ def _service_config(spec: dict[str, Any], settings: ServiceConf) -> dict[str, An
     return config
 
 
-def _make_service(spec: dict[str, Any], settings: ServiceConf, schema: ServiceSchema) -> Any:
+def _make_service(spec: dict[str, Any], settings: ServiceConf, schema: ServiceSchema, out_dir: Path) -> Any:
     import bentoml
 
     version = str(spec["model_version"])
-    service = bentoml.service(**_service_config(spec, settings))(_service_class(spec, settings, schema))
+    service = bentoml.service(**_service_config(spec, settings))(_service_class(spec, settings, schema, out_dir))
     service.add_asgi_middleware(
         _guard_from_env,  # type: ignore[arg-type]
         settings=settings,
@@ -152,9 +152,59 @@ def _preflight(model: Any, spec: dict[str, Any], settings: ServiceConf) -> Any:
     return bentoml.on_deployment(preflight)
 
 
-def _service_class(spec: dict[str, Any], settings: ServiceConf, schema: ServiceSchema) -> type:
-    """The class BentoML wraps: its model, model loading, readiness, and the batchable
-    ``/predict`` API."""
+_COUNTERS: dict[str, Any] = {}
+
+
+def _log_counters() -> tuple[Any, Any]:
+    """Prometheus counters of the prediction log (on ``/metrics``): rows written, rows dropped
+    (the writer's queue was full or a write failed). Made once per process."""
+    import bentoml
+
+    if not _COUNTERS:
+        _COUNTERS["written"] = bentoml.metrics.Counter(
+            name="shipyard_prediction_log_written_rows", documentation="scored rows written to the prediction log"
+        )
+        _COUNTERS["dropped"] = bentoml.metrics.Counter(
+            name="shipyard_prediction_log_dropped_rows",
+            documentation="scored rows the prediction log dropped (its queue was full, or a write failed)",
+        )
+    return _COUNTERS["written"], _COUNTERS["dropped"]
+
+
+def _open_log(spec: dict[str, Any], bundle: Any, version: str, out_dir: Path) -> Any:
+    from shipyard.deploy._predlog import feature_kinds, open_target_log
+
+    if not spec.get("prediction_log"):
+        return None
+    written, dropped = _log_counters()
+    plog = open_target_log(
+        spec["prediction_log"],
+        out_dir,
+        feature_kinds(bundle.meta),
+        task=bundle.task,
+        source="service",
+        model_version=version,
+        block=False,  # a request never waits for the log: rows that do not fit are dropped, counted
+        on_drop=lambda n: dropped.inc(n),
+        on_write=lambda n: written.inc(n),
+    )
+    log.info("prediction log: %s (sample rate %s)", plog.sink.display, plog.sample_rate)
+    return plog
+
+
+def _logged_scores(scores: Any, task: str) -> Any:
+    # One number per row: P(positive) for binary, the top probability for multiclass; a
+    # regression's prediction is its value already.
+    if task == "binary":
+        return scores
+    if task == "multiclass":
+        return scores.max(axis=1)
+    return None
+
+
+def _service_class(spec: dict[str, Any], settings: ServiceConf, schema: ServiceSchema, out_dir: Path) -> type:
+    """The class BentoML wraps: its model, model loading, readiness, the batchable ``/predict``
+    API, and the prediction log (flushed when the worker shuts down)."""
     import bentoml
 
     version = str(spec["model_version"])
@@ -170,6 +220,7 @@ def _service_class(spec: dict[str, Any], settings: ServiceConf, schema: ServiceS
         self.version = version
         self.inline = _inline(self.bundle, settings)
         self.limiter = anyio.CapacityLimiter(1)
+        self.plog = _open_log(spec, self.bundle, version, out_dir)
         # Everything loaded so far (torch, BentoML, the model) lives as long as the worker. Frozen,
         # the garbage collector's full passes skip it: without this, each full pass over the
         # framework's millions of objects stalls every request in flight (~0.3 s on 2 cores).
@@ -180,8 +231,18 @@ def _service_class(spec: dict[str, Any], settings: ServiceConf, schema: ServiceS
         return hasattr(self, "bundle")
 
     def score(self: Any, rows: Any) -> list[Any]:
-        scores = self.bundle.predict_scores(schema.columns(rows))
-        return _results(self.bundle, scores, self.bundle.labels(scores), self.version, prediction)
+        columns = schema.columns(rows)
+        scores = self.bundle.predict_scores(columns)
+        labels = self.bundle.labels(scores)
+        if self.plog is not None:
+            self.plog.log(columns, labels, _logged_scores(scores, self.bundle.task))
+        return _results(self.bundle, scores, labels, self.version, prediction)
+
+    def close_log(self: Any) -> None:
+        """A clean shutdown writes what the log still holds."""
+        plog = getattr(self, "plog", None)
+        if plog is not None:
+            plog.close()
 
     async def predict(self: Any, rows: Any) -> Any:
         """Score rows: the predicted class (or value), class probabilities (or the score) and
@@ -214,6 +275,7 @@ def _service_class(spec: dict[str, Any], settings: ServiceConf, schema: ServiceS
         "preflight": _preflight(model, spec, settings),
         "__init__": __init__,
         "__is_ready__": __is_ready__,
+        "close_log": bentoml.on_shutdown(close_log),
         "predict": api,
         "__doc__": doc,
         "__module__": __name__,

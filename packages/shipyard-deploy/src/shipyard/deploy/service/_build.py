@@ -232,8 +232,12 @@ def build_service(
     project: str,
     version: str | None = None,
     example: pd.DataFrame | None = None,
+    prediction_log: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write everything the service needs into ``out_dir`` (atomically) and build its Bento.
+
+    ``prediction_log``: where and how the service records what it scores (see
+    :func:`shipyard.deploy._predlog.log_spec`); None records nothing.
 
     ``conf`` is the ``deploy.service`` section; ``version`` the model version responses carry
     (default: the first 12 hex digits of the bundle's weights hash); ``example`` rows (the test
@@ -250,6 +254,7 @@ def build_service(
     name = settings.name or _tag_part(project.replace("/", "-"))
     tag = f"{name}:{_tag_part(version)}"
     spec = _spec(project, version, name, tag, settings, meta)
+    spec["prediction_log"] = dict(prediction_log) if prediction_log else None
     folder = repo_relative(out_dir, repo_root(out_dir.parent))
     with atomic_dir(out_dir) as tmp:
         _write_folder(tmp, bundle_dir, spec, settings, request)
