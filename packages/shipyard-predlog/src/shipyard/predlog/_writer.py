@@ -236,28 +236,28 @@ class PredictionLog:
         import pyarrow as pa
 
         rows = sum(e.rows for e in entries)
+        counts = [e.rows for e in entries]
         at = np.concatenate([np.full(e.rows, e.at.replace(tzinfo=None), dtype="datetime64[us]") for e in entries])
-        keys: list[Any] = []
-        for e in entries:
-            keys += [None if k is None else str(k) for k in e.keys] if e.keys is not None else [None] * e.rows
         columns: dict[str, Any] = {
             LOGGED_AT: pa.array(at, pa.timestamp("us", tz="UTC")),
             MODEL_VERSION: pa.repeat(pa.scalar(self.model_version, pa.string()), rows),
             SOURCE: pa.repeat(pa.scalar(self.source, pa.string()), rows),
-            KEY: pa.array(keys, pa.string()),
+            KEY: _text_column([e.keys for e in entries], counts),
         }
-        predictions = [p for e in entries for p in _items(e.predictions)]
         if self.task == "regression":
-            columns[PREDICTION] = pa.array(np.asarray(predictions, dtype=np.float64))
+            columns[PREDICTION] = pa.array(
+                np.concatenate([np.asarray(e.predictions, dtype=np.float64) for e in entries])
+            )
         else:
-            columns[PREDICTION] = pa.array([None if p is None else str(p) for p in predictions], pa.string())
-        scores = [s for e in entries for s in (_items(e.scores) if e.scores is not None else [None] * e.rows)]
-        columns[SCORE] = pa.array(scores, pa.float64(), from_pandas=True)
+            columns[PREDICTION] = _text_column([e.predictions for e in entries], counts)
+        scores = [
+            np.full(e.rows, np.nan) if e.scores is None else np.asarray(e.scores, dtype=np.float64) for e in entries
+        ]
+        columns[SCORE] = pa.array(np.concatenate(scores), pa.float64(), from_pandas=True)
         for name, kind in self.features:
             values = [e.inputs.get(name) for e in entries]
             if kind == "category":
-                items = [v for part, e in zip(values, entries, strict=True) for v in _items(part, e.rows)]
-                columns[name] = pa.array([_text(v) for v in items], pa.string())
+                columns[name] = _text_column(values, counts)
             else:
                 parts = [
                     np.full(e.rows, np.nan) if part is None else np.asarray(part, dtype=np.float64)
@@ -265,6 +265,25 @@ class PredictionLog:
                 ]
                 columns[name] = pa.array(np.concatenate(parts), pa.float64())
         return pa.table(columns)
+
+
+def _text_column(parts: list[Any], rows: list[int]) -> Any:
+    """One string column from per-entry values (None: all empty). Integer and text arrays are
+    cast by Arrow, in C; anything else goes value by value (``str``, empty for None and NaN)."""
+    import numpy as np
+    import pyarrow as pa
+
+    arrays = []
+    for values, n in zip(parts, rows, strict=True):
+        if values is None:
+            arrays.append(pa.nulls(n, pa.string()))
+            continue
+        array = np.asarray(values)
+        if array.dtype.kind in "iuU" and array.ndim == 1:
+            arrays.append(pa.array(array).cast(pa.string()))
+        else:
+            arrays.append(pa.array([_text(v) for v in _items(values, n)], pa.string()))
+    return pa.concat_arrays(arrays) if arrays else pa.array([], pa.string())
 
 
 def _items(values: Any, rows: int | None = None) -> list[Any]:
