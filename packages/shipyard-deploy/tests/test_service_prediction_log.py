@@ -5,12 +5,14 @@ server leaves only whole, readable Parquet files; sampling follows the config.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
 from pathlib import Path
 
 import httpx
+import psutil
 import pyarrow.parquet as pq
 import pytest
 from shipyard.deploy._predlog import log_spec
@@ -107,7 +109,12 @@ def test_a_sigkilled_server_leaves_only_whole_files(examples, tmp_path: Path, be
     bodies = [rows[:4]] * 300
     for server in _serve(tmp_path / "svc", bentoml_home, SHIPYARD_PREDICTION_LOG=str(log_dir)):
         asyncio.run(_load(server.url, bodies, clients=16))
+        # BentoML's workers run in process groups of their own: kill each, not just the server's group.
+        workers = psutil.Process(server.proc.pid).children(recursive=True)
         os.killpg(server.proc.pid, signal.SIGKILL)
+        for worker in workers:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                worker.kill()
         server.proc.wait(timeout=30)
     files = sorted(log_dir.iterdir())
     assert files, "the log flushed while serving"
