@@ -29,7 +29,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 quote = '$(subst ','"'"',$(value $(1)))'
 SHIPYARD := SHIPYARD_OVERRIDES=$(call quote,ARGS) $(BIN)/shipyard
 
-.PHONY: help setup new report train config compile search dashboard status list affected promote rollout compare rollback lineage deploy serve batch \
+.PHONY: help setup new report train config compile search dashboard status list affected promote rollout compare rollback lineage deploy serve batch monitor \
 	test test-fast drills test-isolated docs bench lint gpu-check clean-venv
 
 help: ## list the targets
@@ -108,6 +108,10 @@ batch: setup ## run PROJECT's batch job: INPUT=... OUTPUT=... [ENGINE=dask] [SCH
 	$(BIN)/shipyard batch $(PROJECT) $(if $(INPUT),--input '$(INPUT)') $(if $(OUTPUT),--output '$(OUTPUT)') \
 		$(if $(ENGINE),--engine $(ENGINE)) $(if $(SCHEDULER),--scheduler '$(SCHEDULER)')
 
+monitor: setup ## judge PROJECT's prediction log against production (SINCE= UNTIL= INPUT= LABELS=; exit 0/4 drift/5 stale)
+	$(SHIPYARD) monitor $(PROJECT) $(if $(SINCE),--since '$(SINCE)') $(if $(UNTIL),--until '$(UNTIL)') \
+		$(if $(INPUT),--input '$(INPUT)') $(if $(LABELS),--labels '$(LABELS)') $(if $(SCHEDULE),--schedule)
+
 test: setup ## run every test, the slow end-to-end drills included
 	$(BIN)/python -m pytest
 
@@ -127,6 +131,7 @@ bench: setup ## run the benchmarks and print their ratios (about 10 minutes)
 	$(BIN)/python benchmarks/bench_search.py
 	$(BIN)/python benchmarks/bench_scale.py
 	$(BIN)/python benchmarks/bench_features.py
+	$(BIN)/python benchmarks/bench_monitor.py
 
 docs: setup ## regenerate docs/configuration.md from the config schema (CI checks it is current)
 	$(BIN)/python tools/config_reference.py

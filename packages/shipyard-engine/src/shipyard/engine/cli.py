@@ -119,25 +119,48 @@ def _print_metrics(paths: Any) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    paths, cfg = _compose(args)
+    code, _version = run_training(
+        paths, cfg, force=args.force, register=not args.no_register, subprocess=args.subprocess, wait=args.wait
+    )
+    return code
+
+
+def run_training(
+    paths: Any,
+    cfg: Any,
+    *,
+    force: bool = False,
+    register: bool = True,
+    subprocess: bool = False,
+    wait: bool = False,
+    trigger: dict[str, Any] | None = None,
+) -> tuple[int, Any]:
+    """What `make train` does: compile, `dvc repro`, register; returns (exit code, the version
+    registered or None). ``trigger``: the monitoring firing that asked for this training,
+    recorded in the new version's lineage."""
     from shipyard.engine.compiler import check_params_yaml, compile_project
     from shipyard.engine.fastpath import compute_stamp, read_stamp, write_stamp
+    from shipyard.engine.release import write_reference_contract
     from shipyard.engine.repro import ensure_raw_data
     from shipyard.registry._registry import project_lock
 
-    paths, cfg = _compose(args)
     _check_accelerator(cfg)
     # An edited params.yaml stops the run before anything is written (the lock file included).
     check_params_yaml(cfg, paths)
-    with project_lock(paths, wait=args.wait, say=_say):
+    version = None
+    with project_lock(paths, wait=wait, say=_say):
         compile_project(cfg, paths)
+        write_reference_contract(paths)
         note = ensure_raw_data(cfg, paths)
         if note:
             _say(f"data: {note}")
         previous = read_stamp(paths)
         fast = (
-            not args.force
+            not force
+            and trigger is None
             and previous is not None
-            and previous.get("registered") == (not args.no_register)
+            and previous.get("registered") == register
             and previous.get("stamp") == compute_stamp(paths)
         )
         if fast and previous is not None:
@@ -145,21 +168,21 @@ def cmd_train(args: argparse.Namespace) -> int:
             _print_metrics(paths)
             _print_gate(previous["gate"])
             print(previous["summary"])
-            return 0 if previous["gate"].get("passed") else 3
+            return (0 if previous["gate"].get("passed") else 3), None
         from shipyard.engine.repro import reproduce
 
-        result = reproduce(paths, cfg, force=args.force, in_process=not args.subprocess)
+        result = reproduce(paths, cfg, force=force, in_process=not subprocess)
         if result.skipped:
             _say(f"up to date: {', '.join(result.skipped)}")
         _print_metrics(paths)
         gate = json.loads(paths.artifact("gate_report").read_text())
         verdict = "passed" if gate.get("passed") else "FAILED"
-        if args.no_register:
+        if not register:
             summary = later = f"gate {verdict} (not registered: --no-register)"
         else:
             from shipyard.engine.release import register_run
 
-            version, created, card = register_run(paths, cfg)
+            version, created, card = register_run(paths, cfg, trigger=trigger)
             gate = card["gate"]
             verdict = "passed" if gate.get("passed") else "FAILED"
             stage = f" ({version.stages[0]})" if version.stages else ""
@@ -167,11 +190,41 @@ def cmd_train(args: argparse.Namespace) -> int:
             summary = f"registered {paths.project} {version.version}{stage}; gate {verdict}" if created else later
         _print_gate(gate)
         print(summary)
-        write_stamp(paths, {"gate": gate, "summary": later, "registered": not args.no_register})
+        write_stamp(paths, {"gate": gate, "summary": later, "registered": register})
     if not gate.get("passed"):
         _say("the model did not pass its gate: it cannot be promoted (see the checks above)")
-        return 3
-    return 0
+        return 3, version
+    return 0, version
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from shipyard.engine.monitoring import monitor_project, parse_moment
+    from shipyard.monitor import exit_code, table
+
+    paths, cfg = _compose(args)
+    if args.schedule:
+        from shipyard.engine.monitoring import write_schedule
+
+        for path in write_schedule(paths, cfg):
+            print(f"wrote {paths.rel(path)}")
+        return 0
+    result = monitor_project(
+        paths,
+        cfg,
+        since=parse_moment(args.since, "--since"),
+        until=parse_moment(args.until, "--until"),
+        input=args.input,
+        labels=args.labels,
+        now=parse_moment(args.now, "--now"),
+        act=not args.no_action,
+        say=_say,
+    )
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        print(table(result))
+        print(f"report: {result['reports']['html']} (data: {result['reports']['json']})")
+    return exit_code(result["status"])
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
@@ -222,6 +275,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     saved = {p: p.read_text() for p in (paths.dvc_yaml, paths.params_yaml) if p.is_file()}
     try:
         compile_project(cfg, paths)
+        from shipyard.engine.release import write_reference_contract
+
+        write_reference_contract(paths)
         note = ensure_raw_data(cfg, paths)
         if note:
             _say(f"data: {note}")
@@ -691,6 +747,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", help="a running Dask scheduler's address, tcp://host:8786 (implies --engine dask)")
     p.add_argument("--no-resume", action="store_true", help="score everything again instead of resuming")
     p.set_defaults(func=cmd_batch)
+    p = with_project(
+        "monitor",
+        "judge a window of the prediction log against production's reference profile; apply the trigger "
+        "(exit 0 healthy, 4 drift, 5 stale, 2 a config or data mistake)",
+    )
+    p.add_argument("--since", help="window start, ISO date/time, UTC (default: until - monitor.schedule.window)")
+    p.add_argument("--until", help="window end, ISO date/time, UTC (default: now)")
+    p.add_argument("--input", help="a Parquet or CSV file of inputs to judge instead of the log")
+    p.add_argument("--labels", help="CSV/Parquet of the row key (data.key) and the label (data.target), joined by key")
+    p.add_argument("--now", help=argparse.SUPPRESS)  # a fixed clock: replays and tests
+    p.add_argument("--no-action", action="store_true", help="report what the trigger decides, never retrain")
+    p.add_argument("--json", action="store_true", help="print monitor.json instead of the table")
+    p.add_argument(
+        "--schedule", action="store_true", help="write the cron line and Airflow DAG under deploy/<team>/<name>/monitor"
+    )
+    p.set_defaults(func=cmd_monitor)
     p = with_project("status", "versions, stages, metrics, gate results, lineage and deployments of a project")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_status)

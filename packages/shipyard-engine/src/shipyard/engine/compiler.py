@@ -256,6 +256,21 @@ def compile_project(config: ShipyardConfig, paths: ProjectPaths) -> bool:
     launcher = paths.root / LAUNCHER
     if not launcher.is_file() or launcher.read_text() != launcher_text():
         write_text(launcher, launcher_text())
+    reference = paths.artifact("reference_contract")
+    if not reference.is_file():
+        # The check stage's dependency; `shipyard train` fills it from the registry. Until then
+        # (or under a bare `dvc repro`) there is no contract to compare with.
+        from shipyard.core.atomic import write_json
+
+        write_json(
+            reference,
+            {
+                "version": None,
+                "stage": None,
+                "contract": None,
+                "reason": "not yet read from the registry (run `shipyard train`)",
+            },
+        )
     changed = False
     files = [(paths.dvc_yaml, dvc_yaml), (paths.params_yaml, params)]
     if views is not None:

@@ -96,6 +96,16 @@ def summary(target: str, out: Path, report: dict[str, Any]) -> str:
 Builder = Callable[[Path, Path, ShipyardConfig, str, str, Path, Path | None], dict[str, Any]]
 
 
+def _log_spec(cfg: ShipyardConfig, project: str) -> dict[str, Any] | None:
+    """``monitor.log`` as the service and the batch job record it (the default place:
+    ``data/<team>/<name>/09_monitoring/predictions``, repository-relative)."""
+    from shipyard.core.paths import ARTIFACTS
+    from shipyard.deploy._predlog import log_spec
+
+    layer, name = ARTIFACTS["predictions"]
+    return log_spec(cfg.monitor.log, f"data/{project}/{layer}/{name}")
+
+
 def _builders() -> dict[str, Builder]:
     def edge(
         bundle: Path, out: Path, cfg: ShipyardConfig, project: str, version: str, test: Path, store: Path | None
@@ -115,7 +125,14 @@ def _builders() -> dict[str, Builder]:
         # request.json gets a real row of the version's test split.
         frame = pd.read_parquet(test)
         return build_service(
-            bundle, out, cfg.deploy.service, project=project, version=version, example=frame, feature_store=store
+            bundle,
+            out,
+            cfg.deploy.service,
+            project=project,
+            version=version,
+            example=frame,
+            feature_store=store,
+            prediction_log=_log_spec(cfg, project),
         )
 
     def batch(
@@ -132,6 +149,7 @@ def _builders() -> dict[str, Builder]:
             data_key=cfg.data.key,
             data_source=cfg.data.source,
             feature_store=store,
+            prediction_log=_log_spec(cfg, project),
         )
 
     return {"edge": edge, "service": service, "batch": batch}
@@ -280,6 +298,7 @@ def _shadow_batch(
             data_key=config.data.key,
             data_source=config.data.source,
             candidate=(theirs["model_bundle"], f"{paths.project}@{candidate.version}"),
+            prediction_log=_log_spec(config, paths.project),
         )
 
 
@@ -378,10 +397,15 @@ def promote(
     paths: ProjectPaths, config: ShipyardConfig, version: str, stage: str = "production", *, say: Callable[[str], None]
 ) -> tuple[Version, Version | None, dict[str, dict[str, Any]]]:
     """Promote ``version``; to production, deployments follow: built first, switched after."""
+    from shipyard.engine.release import schema_change_note
     from shipyard.registry import Registry
 
     registry = Registry(paths)
     target = registry.promotable(version)
+    if stage == "production":
+        note = schema_change_note(paths, registry.production(), target)
+        if note:
+            say(f"schema change: {note}")
     if stage != "production":
         return (*registry.promote(target.version, stage), {})
     (promoted, previous), reports = _build_then(

@@ -15,6 +15,7 @@ from typing import Any
 from shipyard.core.schema import (
     Action,
     ChecksConf,
+    ContractAction,
     DataConf,
     EvaluateConf,
     GateConf,
@@ -41,9 +42,27 @@ def ingest(
     return ingest_with_report(data, Path(runtime["root"]), _aux(group, time), max_categories)
 
 
+def _contract_check(
+    frame: Any, reference: dict[str, Any], checks: ChecksConf, project: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
+    """Failures, warnings and the summary line of the data contract check."""
+    from shipyard.data.contract import compare_contract
+
+    if checks.contract == ContractAction.off and not checks.contract_columns:
+        return [], [], "data contract: not compared (checks.contract: off)"
+    contract = reference.get("contract")
+    if not contract:
+        return [], [], f"data contract: none to compare with ({reference.get('reason') or 'no registered version'})"
+    failures, warnings = compare_contract(frame, contract, checks)
+    which = f"{project} {reference.get('version')} ({reference.get('stage') or 'latest registered'})"
+    verdict = "broken" if failures else "kept, with warnings" if warnings else "kept"
+    return failures, warnings, f"data contract of {which}: {verdict}"
+
+
 def check(
     frame: Any,
     ingested: dict[str, Any],
+    reference: dict[str, Any],
     checks: ChecksConf,
     target: str,
     task: str,
@@ -70,7 +89,12 @@ def check(
     # The data report: what ingest read and did to every column, beside the checks' verdict.
     report["ingest"] = {k: v for k, v in ingested.items() if k != "columns"}
     report["profile"] = ingested["columns"]
-    summary = format_summary(report, runtime["project"])
+    broken, noted, line = _contract_check(frame, reference, checks, runtime["project"])
+    # Contract breaks come first: they explain the other failures a missing column causes.
+    report["failures"] = broken + report["failures"]
+    report["warnings"] = noted + report["warnings"]
+    report["passed"] = not report["failures"]
+    summary = format_summary(report, runtime["project"]) + line + "\n"
     if report["warnings"] or not report["passed"]:
         print(summary, end="", file=sys.stderr)
     if not report["passed"]:
@@ -81,17 +105,27 @@ def check(
             f"{len(report['failures'])} data check(s) failed; first: {first['check']} "
             f"on {first['column'] or 'all columns'}: observed {first['observed']}, expected {first['expected']}",
             where=runtime["check_summary_rel"],
-            fix="fix the data, or the rule under `checks:` in the project config if the data is right",
+            fix=first.get("fix")
+            or "fix the data, or the rule under `checks:` in the project config if the data is right",
         )
     return report, summary
 
 
 def split(
-    frame: Any, report: dict[str, Any], split: SplitConf, target: str, task: str, seed: int, rule: ThresholdCheckConf
-) -> tuple[Any, Any, Any, dict[str, Any]]:
-    """Split, then judge the label mix of the splits: a problem warns, or stops the stage under
+    frame: Any,
+    report: dict[str, Any],
+    split: SplitConf,
+    target: str,
+    shape: list[int] | None,
+    task: str,
+    seed: int,
+    rule: ThresholdCheckConf,
+) -> tuple[Any, Any, Any, dict[str, Any], dict[str, Any]]:
+    """The three splits, their manifest, and the data contract the training split sets; then
+    the label mix of the splits is judged: a problem warns, or stops the stage under
     ``checks.split.action: fail`` (checks=strict)."""
     from shipyard.core.errors import DataError
+    from shipyard.data.contract import infer_contract
     from shipyard.data.report import split_table
     from shipyard.data.split import label_mix, split_frame
 
@@ -111,7 +145,8 @@ def split(
             key="checks.split",
             fix="use more data, a stratified split, other split fractions, or checks.split.action=warn",
         )
-    return train, val, test, manifest
+    contract = infer_contract(train, target, str(task), _aux(split.group_column, split.time_column), shape)
+    return train, val, test, manifest, contract
 
 
 def fit_preprocessing(
@@ -157,8 +192,10 @@ def train(
 
 
 def evaluate(
-    bundle: Any, val: Any, test: Any, conf: EvaluateConf, runtime: dict[str, Any]
-) -> tuple[dict[str, float], Any]:
+    bundle: Any, train: Any, val: Any, test: Any, conf: EvaluateConf, bins: int, runtime: dict[str, Any]
+) -> tuple[dict[str, float], Any, dict[str, Any]]:
+    """Metrics, the confusion table, and the reference profile monitoring compares against."""
+    from shipyard.data.profile import reference_profile
     from shipyard.train.evaluate import confusion_rows, evaluate_bundle
 
     weights = Path(runtime["bundle_dir"]) / "weights.safetensors"
@@ -168,7 +205,14 @@ def evaluate(
         import pandas as pd
 
         confusion = pd.DataFrame({"actual": [], "predicted": []})
-    return metrics, confusion
+    pre = bundle.preprocessor
+    # Image models have one feature per pixel: their profile is the prediction's alone.
+    features = [] if pre.shape else list(pre.features)
+    predictions = bundle.labels(bundle.predict_scores(val))
+    profile = reference_profile(
+        train, features, set(pre.categorical), predictions, bundle.task, metrics, int(bins), list(pre.classes)
+    )
+    return metrics, confusion, profile
 
 
 def gate(

@@ -24,7 +24,16 @@ from shipyard.core.paths import ProjectPaths
 from shipyard.core.schema import ShipyardConfig
 from shipyard.engine.pipeline import DATASETS
 
-__all__ = ["lineage_of", "model_card", "parse_age", "register_run", "status_of"]
+__all__ = [
+    "contract_reference",
+    "lineage_of",
+    "model_card",
+    "parse_age",
+    "register_run",
+    "schema_change_note",
+    "status_of",
+    "write_reference_contract",
+]
 
 LOCK_FILE = "requirements.lock"
 
@@ -90,6 +99,55 @@ def _feature_hashes(paths: ProjectPaths) -> dict[str, dict[str, str]]:
         return {}
     views = yaml.safe_load(paths.feature_defs.read_text())["views"]
     return {f"{v['view']}@{v['version']}": {f: s["hash"] for f, s in v["features"].items()} for v in views}
+def _read_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def contract_reference(paths: ProjectPaths) -> dict[str, Any]:
+    """The contract the next training's check stage compares with: the production version's,
+    else the latest registered version's that has one; else why there is none."""
+    from shipyard.registry import Registry
+
+    registry = Registry(paths)
+    production = registry.production()
+    if production is not None and production.card.get("contract"):
+        return {"version": production.version, "stage": "production", "contract": production.card["contract"]}
+    for version in reversed(registry.versions()):
+        if version.card.get("contract"):
+            return {"version": version.version, "stage": None, "contract": version.card["contract"]}
+    return {
+        "version": None,
+        "stage": None,
+        "contract": None,
+        "reason": "the first training of this project: no registered version carries a contract",
+    }
+
+
+def write_reference_contract(paths: ProjectPaths, reference: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write the check stage's reference contract (only when its content changes)."""
+    from shipyard.core.atomic import write_json
+
+    reference = contract_reference(paths) if reference is None else reference
+    target = paths.artifact("reference_contract")
+    if _read_json(target) != reference:
+        write_json(target, reference)
+    return reference
+
+
+def schema_change_note(paths: ProjectPaths, old: Any, new: Any) -> str | None:
+    """One line calling out that ``new``'s feature schema differs from ``old``'s (versions), or
+    None when they agree or either has no contract."""
+    from shipyard.data.contract import schema_changes
+
+    if old is None or new is None or old.version == new.version:
+        return None
+    changes = schema_changes(old.card.get("contract"), new.card.get("contract"))
+    if not changes:
+        return None
+    return (
+        f"{paths.project} {new.version} changes the feature schema of {old.version}: {'; '.join(changes)}; "
+        "a service built from it takes a different request: clients must change with it"
+    )
 
 
 def model_card(paths: ProjectPaths, config: ShipyardConfig) -> dict[str, Any]:
@@ -128,15 +186,24 @@ def model_card(paths: ProjectPaths, config: ShipyardConfig) -> dict[str, Any]:
         },
         "metrics": metrics,
         "gate": gate,
+        # The data contract and reference profile this version sets (DVC outputs of its split and
+        # evaluate stages), so a later training or a monitoring run reads them from the version.
+        "contract": _read_json(paths.artifact("contract")),
+        "reference_profile": _read_json(paths.artifact("reference_profile")),
     }
 
 
-def register_run(paths: ProjectPaths, config: ShipyardConfig) -> tuple[Any, bool, dict[str, Any]]:
-    """Register the model the pipeline just produced; returns (version, created, card)."""
+def register_run(
+    paths: ProjectPaths, config: ShipyardConfig, *, trigger: dict[str, Any] | None = None
+) -> tuple[Any, bool, dict[str, Any]]:
+    """Register the model the pipeline just produced; returns (version, created, card).
+    ``trigger``: the monitoring firing that asked for this training (kept in the lineage)."""
     from shipyard.registry import Registry
     from shipyard.train.gate import regression_check
 
     card = model_card(paths, config)
+    if trigger is not None:
+        card["trigger"] = trigger
     registry = Registry(paths)
     production = registry.production()
     if (
@@ -151,6 +218,11 @@ def register_run(paths: ProjectPaths, config: ShipyardConfig) -> tuple[Any, bool
         card["gate"]["checks"].append(check)
         card["gate"]["passed"] = all(c["passed"] for c in card["gate"]["checks"])
     version, created = registry.register(card)
+    if created:
+        against = production or next((v for v in reversed(registry.versions()) if v.version != version.version), None)
+        note = schema_change_note(paths, against, version)
+        if note:
+            print(f"▶ schema change: {note}", file=sys.stderr)
     return version, created, version.card
 
 

@@ -59,7 +59,10 @@ def _parquet(
     if until is not None:
         before = field < pa.scalar(until, pa.timestamp("us", tz="UTC"))
         condition = before if condition is None else condition & before
-    yield from dataset.to_batches(columns=wanted, filter=condition, batch_size=batch_rows)
+    # One batch and one file ahead at most: memory is bounded by a batch, not by the window.
+    yield from dataset.to_batches(
+        columns=wanted, filter=condition, batch_size=batch_rows, batch_readahead=1, fragment_readahead=1
+    )
 
 
 def _sql(

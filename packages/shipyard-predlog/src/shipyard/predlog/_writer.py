@@ -78,6 +78,13 @@ class PredictionLog:
     ) -> None:
         import numpy as np
 
+        # Everything the writer thread uses is imported here, in the caller's thread: a module
+        # imported half-way by the writer while a request thread inspects it (BentoML looks for
+        # pandas.DataFrame on every batch) fails that request.
+        import pandas  # noqa: F401
+        import pyarrow
+        import pyarrow.parquet  # noqa: F401
+
         self.sink = sink
         self.features = [(str(n), str(k)) for n, k in features]
         self.task, self.source, self.model_version = task, source, model_version
@@ -94,6 +101,7 @@ class PredictionLog:
         self._closing = False
         self._flush_wanted = 0
         self._flushed = 0
+        self._writing = False  # the writer holds rows it took and has not yet committed
         self._thread: threading.Thread | None = None
         self.logged = 0  # rows handed to the sink
         self.dropped = 0  # rows dropped: queue full, or a write that failed
@@ -171,7 +179,7 @@ class PredictionLog:
     def flush(self, timeout: float = 60.0) -> None:
         """Write everything queued so far; returns once it is written (or ``timeout`` passed)."""
         with self._cond:
-            if not self._pending:
+            if not self._pending and not self._writing:
                 return
             self._flush_wanted += 1
             wanted = self._flush_wanted
@@ -206,6 +214,7 @@ class PredictionLog:
                 else:
                     self._cond.wait()
             taken, self._pending, self._pending_rows = self._pending, [], 0
+            self._writing = bool(taken)
             wanted, closing = self._flush_wanted, self._closing
             self._cond.notify_all()  # producers waiting for room
             return taken, wanted, closing
@@ -216,6 +225,7 @@ class PredictionLog:
             if taken:
                 self._write(taken)
             with self._cond:
+                self._writing = False
                 self._flushed = max(self._flushed, wanted)
                 self._cond.notify_all()
                 if closing and not self._pending:
@@ -240,28 +250,28 @@ class PredictionLog:
         import pyarrow as pa
 
         rows = sum(e.rows for e in entries)
+        counts = [e.rows for e in entries]
         at = np.concatenate([np.full(e.rows, e.at.replace(tzinfo=None), dtype="datetime64[us]") for e in entries])
-        keys: list[Any] = []
-        for e in entries:
-            keys += [None if k is None else str(k) for k in e.keys] if e.keys is not None else [None] * e.rows
         columns: dict[str, Any] = {
             LOGGED_AT: pa.array(at, pa.timestamp("us", tz="UTC")),
             MODEL_VERSION: pa.repeat(pa.scalar(self.model_version, pa.string()), rows),
             SOURCE: pa.repeat(pa.scalar(self.source, pa.string()), rows),
-            KEY: pa.array(keys, pa.string()),
+            KEY: _text_column([e.keys for e in entries], counts),
         }
-        predictions = [p for e in entries for p in _items(e.predictions)]
         if self.task == "regression":
-            columns[PREDICTION] = pa.array(np.asarray(predictions, dtype=np.float64))
+            columns[PREDICTION] = pa.array(
+                np.concatenate([np.asarray(e.predictions, dtype=np.float64) for e in entries])
+            )
         else:
-            columns[PREDICTION] = pa.array([None if p is None else str(p) for p in predictions], pa.string())
-        scores = [s for e in entries for s in (_items(e.scores) if e.scores is not None else [None] * e.rows)]
-        columns[SCORE] = pa.array(scores, pa.float64(), from_pandas=True)
+            columns[PREDICTION] = _text_column([e.predictions for e in entries], counts)
+        scores = [
+            np.full(e.rows, np.nan) if e.scores is None else np.asarray(e.scores, dtype=np.float64) for e in entries
+        ]
+        columns[SCORE] = pa.array(np.concatenate(scores), pa.float64(), from_pandas=True)
         for name, kind in self.features:
             values = [e.inputs.get(name) for e in entries]
             if kind == "category":
-                items = [v for part, e in zip(values, entries, strict=True) for v in _items(part, e.rows)]
-                columns[name] = pa.array([_text(v) for v in items], pa.string())
+                columns[name] = _text_column(values, counts)
             else:
                 parts = [
                     np.full(e.rows, np.nan) if part is None else np.asarray(part, dtype=np.float64)
@@ -272,6 +282,25 @@ class PredictionLog:
         for name in extras:
             columns[name] = pa.array([v for e in entries for v in _items((e.extra or {}).get(name), e.rows)])
         return pa.table(columns)
+
+
+def _text_column(parts: list[Any], rows: list[int]) -> Any:
+    """One string column from per-entry values (None: all empty). Integer and text arrays are
+    cast by Arrow, in C; anything else goes value by value (``str``, empty for None and NaN)."""
+    import numpy as np
+    import pyarrow as pa
+
+    arrays = []
+    for values, n in zip(parts, rows, strict=True):
+        if values is None:
+            arrays.append(pa.nulls(n, pa.string()))
+            continue
+        array = np.asarray(values)
+        if array.dtype.kind in "iuU" and array.ndim == 1:
+            arrays.append(pa.array(array).cast(pa.string()))
+        else:
+            arrays.append(pa.array([_text(v) for v in _items(values, n)], pa.string()))
+    return pa.concat_arrays(arrays) if arrays else pa.array([], pa.string())
 
 
 def _items(values: Any, rows: int | None = None) -> list[Any]:

@@ -345,7 +345,8 @@ class Registry:
     # -- writing -----------------------------------------------------------------------------
     def _registration_files(self) -> list[str]:
         deploy = self.root / "deploy" / self.paths.team / self.paths.name
-        files = [self.paths.pipeline_dir / n for n in ("dvc.yaml", "params.yaml", "dvc.lock", CARD)]
+        names = ("dvc.yaml", "params.yaml", "dvc.lock", CARD, "reference_contract.json")
+        files = [self.paths.pipeline_dir / n for n in names]
         files += [self.paths.config_file, self.root / "conf" / "team" / f"{self.paths.team}.yaml"]
         files += sorted(self.paths.data_dir.rglob("*.dvc")) + sorted(self.paths.data_dir.rglob(".gitignore"))
         # Only the pointers beside the built folders: the folders themselves are DVC's.

@@ -49,19 +49,21 @@ def build_batch_job(
     data_source: SourceConf | Mapping[str, Any] | None = None,
     feature_store: Path | None = None,
     candidate: tuple[Path, str] | None = None,
+    prediction_log: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the batch job of ``project`` for the bundle in ``bundle_dir`` to ``out_dir``.
 
     ``conf`` is the project's ``deploy.batch`` section (typed, or plain data checked against its
     schema); ``data_key`` and ``data_source`` are the project's ``data.key`` and ``data.source``
-    (the job's key column and default input). ``version`` names the model in every output row (a
-    registry version, or the weights hash). ``feature_store``: a folder holding the online store
-    of a model with shared features (``features.json``, ``features.db``), copied into the job; its
-    input rows then carry the entity key(s) and event time instead of those features.
-    ``candidate`` (its bundle folder and version) is scored beside the model on every row (shadow
-    scoring): ``candidate_prediction``, ``candidate_score`` and ``candidate_model_version``
-    columns. Returns what was built: the folder, its files, the cron line and whether anything
-    changed.
+    (the job's key column and default input); ``prediction_log`` where and how the job records
+    what it scores (:func:`shipyard.deploy._predlog.log_spec`; None: nothing). ``version`` names
+    the model in every output row (a registry version, or the weights hash). ``feature_store``: a
+    folder holding the online store of a model with shared features (``features.json``,
+    ``features.db``), copied into the job; its input rows then carry the entity key(s) and event
+    time instead of those features. ``candidate`` (its bundle folder and version) is scored beside
+    the model on every row (shadow scoring): ``candidate_prediction``, ``candidate_score`` and
+    ``candidate_model_version`` columns. Returns what was built: the folder, its files, the cron
+    line and whether anything changed.
     """
     from shipyard.features import SPEC_FILE, STORE_FILE, lookup_columns, open_lookup, store_columns
 
@@ -90,6 +92,7 @@ def build_batch_job(
         features=tuple(_input_columns(meta, store_columns, lookup_columns)),
         conf=settings,
         candidate=shadow,
+        prediction_log=dict(prediction_log) if prediction_log else None,
     )
     files = _render(job, out_dir)
     store: list[Path] = []

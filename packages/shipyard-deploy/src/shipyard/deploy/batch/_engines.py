@@ -63,6 +63,7 @@ def score_task(
         results.append(result)
         if on_part is not None:
             on_part(result)
+    scorer.flush_log()
     return results
 
 

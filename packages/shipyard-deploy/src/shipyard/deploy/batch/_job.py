@@ -16,7 +16,18 @@ __all__ = ["BUNDLE_DIR", "CANDIDATE_DIR", "JOB_FILE", "JOB_FORMAT", "Job", "load
 JOB_FORMAT = "shipyard-batch-job/1"
 JOB_FILE = "job.yaml"
 BUNDLE_DIR = "bundle"
-_HEADER = ("format", "project", "version", "bundle", "weights_sha256", "task", "key_generated", "features", "candidate")
+_HEADER = (
+    "format",
+    "project",
+    "version",
+    "bundle",
+    "weights_sha256",
+    "task",
+    "key_generated",
+    "features",
+    "candidate",
+    "prediction_log",
+)
 CANDIDATE_DIR = "candidate"  # shadow scoring: the candidate's bundle beside production's
 
 
@@ -36,6 +47,8 @@ class Job:
     conf: BatchConf = dataclasses.field(hash=False)
     # Shadow scoring: (version, weights sha256) of a candidate scored beside the model.
     candidate: tuple[str, str] | None = None
+    # Where and how the job records what it scores (``monitor.log``); None: it records nothing.
+    prediction_log: dict[str, Any] | None = dataclasses.field(default=None, hash=False)
 
     @property
     def key(self) -> str:
@@ -60,6 +73,7 @@ class Job:
             "task": self.task,
             "key_generated": self.key_generated,
             "features": list(self.features),
+            "prediction_log": self.prediction_log,
         }
         if self.candidate is not None:
             head["candidate"] = {"version": self.candidate[0], "weights_sha256": self.candidate[1]}
@@ -110,4 +124,5 @@ def load_job(job_dir: Path) -> Job:
         features=tuple(spec.get("features") or ()),
         conf=conf,
         candidate=(str(shadow["version"]), str(shadow["weights_sha256"])) if shadow else None,
+        prediction_log=spec.get("prediction_log") or None,
     )

@@ -59,6 +59,25 @@ class Scorer:
         # Shared features: looked up by entity key and event time in the job's online store.
         self.lookup = open_lookup(job.dir, self.bundle.meta.get("features"))
         self.candidate = _candidate(job)
+        self.plog = self._open_log()
+
+    def _open_log(self) -> Any:
+        from shipyard.deploy._predlog import feature_kinds, open_target_log
+
+        return open_target_log(
+            self.job.prediction_log,
+            self.job.dir,
+            feature_kinds(self.bundle.meta),
+            task=self.pre.task,
+            source="batch",
+            model_version=self.job.version,
+            block=True,  # a batch run waits for room rather than lose rows
+        )
+
+    def flush_log(self) -> None:
+        """Write every row logged so far (the end of a task: nothing waits in memory after it)."""
+        if self.plog is not None:
+            self.plog.flush(timeout=600)
 
     def score(self, chunk: Chunk, offset: int | None, part: str, scored_at: datetime) -> Scored:
         import numpy as np
@@ -125,6 +144,9 @@ class Scorer:
             out["prediction"] = np.asarray(scores, dtype=np.float64)
         if self.candidate is not None:
             out.update(self._shadow(inputs, rows))
+        if self.plog is not None and rows:
+            logged = out.get("score") if task != "regression" else None
+            self.plog.log(inputs, out["prediction"], logged, out[self.job.key])
         arrays = {name: pa.array(values, from_pandas=True) for name, values in out.items()}
         for name in self.job.conf.passthrough:
             arrays.setdefault(name, pa.array(columns[name], from_pandas=True))

@@ -41,8 +41,8 @@ def build_service(
 
     A rollout (``conf.rollout.mode`` shadow or canary) carries a ``candidate`` beside the model:
     ``(bundle folder, version)``; ``key_field`` names the row field a canary's sticky key comes
-    in (the project's row key); ``prediction_log`` is the ``monitor.log`` section as plain data
-    (where both models' predictions are logged).
+    in (the project's row key); ``prediction_log`` (``shipyard.deploy._predlog.log_spec``) makes the
+    service record what it scores (both models' predictions in a rollout); None records nothing.
     """
     from shipyard.deploy.service._build import build_service as build
 

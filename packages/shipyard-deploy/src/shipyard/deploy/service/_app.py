@@ -93,7 +93,7 @@ def load_service(out_dir: Path) -> Any:
     rollout = spec.get("rollout") or {}
     schema = build_schema(meta, settings, lookup, rollout.get("key_field"))
     # The folder it runs from: a repository-relative prediction log resolves against its repository.
-    return _make_service({**spec, "folder": str(out_dir)}, settings, schema)
+    return _make_service({**spec, "folder": str(out_dir)}, settings, schema, out_dir)
 
 
 def _model_of(out_dir: Path, spec: dict[str, Any], folder: str) -> Any:
@@ -133,11 +133,11 @@ def _service_config(spec: dict[str, Any], settings: ServiceConf) -> dict[str, An
     return config
 
 
-def _make_service(spec: dict[str, Any], settings: ServiceConf, schema: ServiceSchema) -> Any:
+def _make_service(spec: dict[str, Any], settings: ServiceConf, schema: ServiceSchema, out_dir: Path) -> Any:
     import bentoml
 
     version = str(spec["model_version"])
-    service = bentoml.service(**_service_config(spec, settings))(_service_class(spec, settings, schema))
+    service = bentoml.service(**_service_config(spec, settings))(_service_class(spec, settings, schema, out_dir))
     service.add_asgi_middleware(
         _guard_from_env,  # type: ignore[arg-type]
         settings=settings,
@@ -179,9 +179,59 @@ def _preflight(model: Any, spec: dict[str, Any], settings: ServiceConf, candidat
     return bentoml.on_deployment(preflight)
 
 
-def _service_class(spec: dict[str, Any], settings: ServiceConf, schema: ServiceSchema) -> type:
-    """The class BentoML wraps: its model, model loading, readiness, and the batchable
-    ``/predict`` API."""
+_COUNTERS: dict[str, Any] = {}
+
+
+def _log_counters() -> tuple[Any, Any]:
+    """Prometheus counters of the prediction log (on ``/metrics``): rows written, rows dropped
+    (the writer's queue was full or a write failed). Made once per process."""
+    import bentoml
+
+    if not _COUNTERS:
+        _COUNTERS["written"] = bentoml.metrics.Counter(
+            name="shipyard_prediction_log_written_rows", documentation="scored rows written to the prediction log"
+        )
+        _COUNTERS["dropped"] = bentoml.metrics.Counter(
+            name="shipyard_prediction_log_dropped_rows",
+            documentation="scored rows the prediction log dropped (its queue was full, or a write failed)",
+        )
+    return _COUNTERS["written"], _COUNTERS["dropped"]
+
+
+def _open_log(spec: dict[str, Any], bundle: Any, version: str, out_dir: Path) -> Any:
+    from shipyard.deploy._predlog import feature_kinds, open_target_log
+
+    if not spec.get("prediction_log"):
+        return None
+    written, dropped = _log_counters()
+    plog = open_target_log(
+        spec["prediction_log"],
+        out_dir,
+        feature_kinds(bundle.meta),
+        task=bundle.task,
+        source="service",
+        model_version=version,
+        block=False,  # a request never waits for the log: rows that do not fit are dropped, counted
+        on_drop=lambda n: dropped.inc(n),
+        on_write=lambda n: written.inc(n),
+    )
+    log.info("prediction log: %s (sample rate %s)", plog.sink.display, plog.sample_rate)
+    return plog
+
+
+def _logged_scores(scores: Any, task: str) -> Any:
+    # One number per row: P(positive) for binary, the top probability for multiclass; a
+    # regression's prediction is its value already.
+    if task == "binary":
+        return scores
+    if task == "multiclass":
+        return scores.max(axis=1)
+    return None
+
+
+def _service_class(spec: dict[str, Any], settings: ServiceConf, schema: ServiceSchema, out_dir: Path) -> type:
+    """The class BentoML wraps: its model, model loading, readiness, the batchable ``/predict``
+    API, and the prediction log (flushed when the worker shuts down)."""
     import bentoml
     from shipyard.deploy.service._store import candidate_spec
 
@@ -201,6 +251,7 @@ def _service_class(spec: dict[str, Any], settings: ServiceConf, schema: ServiceS
         self.rollout = _start_rollout(self, spec, schema, settings, fix) if candidate is not None else None
         self.inline = _inline(self.bundle, settings) and self.rollout is None
         self.limiter = anyio.CapacityLimiter(1)
+        self.plog = _open_log(spec, self.bundle, version, out_dir) if self.rollout is None else None
         # Everything loaded so far (torch, BentoML, the model) lives as long as the worker. Frozen,
         # the garbage collector's full passes skip it: without this, each full pass over the
         # framework's millions of objects stalls every request in flight (~0.3 s on 2 cores).
@@ -217,10 +268,20 @@ def _service_class(spec: dict[str, Any], settings: ServiceConf, schema: ServiceS
             self.rollout.close()
 
     def score(self: Any, rows: Any) -> list[Any]:
-        if self.rollout is not None:
-            return list(self.rollout.score(schema.columns(rows), schema.keys(rows)))
-        scores = self.bundle.predict_scores(schema.columns(rows))
-        return _results(self.bundle, scores, self.bundle.labels(scores), self.version, prediction)
+        columns = schema.columns(rows)
+        if self.rollout is not None:  # the rollout logs both models' predictions itself
+            return list(self.rollout.score(columns, schema.keys(rows)))
+        scores = self.bundle.predict_scores(columns)
+        labels = self.bundle.labels(scores)
+        if self.plog is not None:
+            self.plog.log(columns, labels, _logged_scores(scores, self.bundle.task))
+        return _results(self.bundle, scores, labels, self.version, prediction)
+
+    def close_log(self: Any) -> None:
+        """A clean shutdown writes what the log still holds."""
+        plog = getattr(self, "plog", None)
+        if plog is not None:
+            plog.close()
 
     async def predict(self: Any, rows: Any) -> Any:
         """Score rows: the predicted class (or value), class probabilities (or the score) and
@@ -255,6 +316,7 @@ def _service_class(spec: dict[str, Any], settings: ServiceConf, schema: ServiceS
         "__init__": __init__,
         "__is_ready__": __is_ready__,
         **({"finish_rollout": finish_rollout} if candidate is not None else {}),
+        "close_log": bentoml.on_shutdown(close_log),
         "predict": api,
         "__doc__": doc,
         "__module__": __name__,

@@ -304,8 +304,9 @@ def build_service(
     """Write everything the service needs into ``out_dir`` (atomically) and build its Bento.
 
     A rollout (``deploy.service.rollout.mode``) also takes ``candidate`` (its bundle folder and
-    version), ``key_field`` (the row field a canary's sticky key arrives in: the project's row
-    key) and ``prediction_log`` (the ``monitor.log`` settings, paths repository-relative).
+    version) and ``key_field`` (the row field a canary's sticky key arrives in: the project's row
+    key). ``prediction_log``: where and how the service records what it scores (see
+    :func:`shipyard.deploy._predlog.log_spec`); None records nothing.
 
     ``conf`` is the ``deploy.service`` section; ``version`` the model version responses carry
     (default: the first 12 hex digits of the bundle's weights hash); ``example`` rows (the test
@@ -327,7 +328,7 @@ def build_service(
     plan = _rollout_plan(settings, meta, name, candidate, key_field)
     if plan is not None:
         spec["rollout"] = plan
-        spec["prediction_log"] = dict(prediction_log) if prediction_log is not None else None
+    spec["prediction_log"] = dict(prediction_log) if prediction_log else None
     key = plan["key_field"] if plan is not None else None  # shadow too: live metrics join labels by key
     schema = build_schema(meta, settings, lookup, key)  # fails here, not at serve time, if it cannot be generated
     request = example_request(meta, schema, example)
