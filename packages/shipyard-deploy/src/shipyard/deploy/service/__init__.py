@@ -27,6 +27,7 @@ def build_service(
     project: str,
     version: str | None = None,
     example: Any = None,
+    feature_store: Path | None = None,
 ) -> dict[str, Any]:
     """Write the service folder for ``bundle_dir`` into ``out_dir`` and build its Bento.
 
@@ -35,10 +36,13 @@ def build_service(
     responses carry (default: the bundle's ``weights_sha256[:12]``); ``example`` a DataFrame of
     test rows, the first of which the service accepts becomes ``request.json``. Returns the
     report that is also written to ``out_dir/build.json``: paths, Bento tag, endpoints.
+    ``feature_store``: the folder of a model's online store (shared features), copied in.
     """
     from shipyard.deploy.service._build import build_service as build
 
-    return build(bundle_dir, out_dir, conf, project=project, version=version, example=example)
+    return build(
+        bundle_dir, out_dir, conf, project=project, version=version, example=example, feature_store=feature_store
+    )
 
 
 def serve(out_dir: Path, port: int, host: str = "127.0.0.1") -> int:
