@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -13,10 +14,17 @@ import yaml
 from shipyard.core.paths import ProjectPaths
 from shipyard.engine.affected import affected_projects
 
-from .conftest import Repo
+from .conftest import Repo, cli_env, make_repo
 
 DEFS = Path("conf/features/risk/customers.yaml")
 USERS = {"risk/fraud", "tabular/customer_activity"}
+EPOCH = (
+    "trainer.max_epochs=1",
+    "trainer.progress_bar=false",
+    "gate.baseline.models=[dummy]",
+    "gate.baseline.margin=-1",
+    "gate.thresholds={test/roc_auc:{min:0.0}}",
+)
 
 
 def _commit(repo: Path, message: str) -> None:
@@ -131,11 +139,20 @@ def test_changing_a_feature_of_a_production_model_is_refused(repo: Repo) -> None
     repo.run("compile", "risk/fraud", "features.views=[{view: customer_payments, version: 2}]")
 
 
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Repo:
+    """One repository where risk/fraud is trained once and registered as v1.0.0, with one epoch:
+    the tests below check lineage, caching and serving, not model quality, so its gate keeps the
+    dummy baseline only (which it may trail) and no ROC-AUC bound (the service test promotes it)."""
+    repo = make_repo(tmp_path_factory.mktemp("trained") / "repo")
+    ran, _proc = repo.train("risk/fraud", *EPOCH, gate=True)
+    assert ran.index("check") < ran.index("join_features") < ran.index("split"), ran
+    return repo
+
+
 @pytest.mark.slow
-def test_a_project_trains_on_shared_features_with_their_hashes_in_its_lineage(repo: Repo) -> None:
-    project = "risk/fraud"
-    ran, _proc = repo.train(project, "trainer.max_epochs=3", "trainer.progress_bar=false")
-    assert ran.index("check") < ran.index("join_features") < ran.index("split")
+def test_a_project_trains_on_shared_features_with_their_hashes_in_its_lineage(trained: Repo) -> None:
+    repo, project = trained, "risk/fraud"
     frame = pd.read_parquet(repo.data(project) / "04_feature" / "training_frame.parquet")
     assert frame["customer_payments__spend_30d"].notna().mean() > 0.5, "most payments have a customer history"
     times = pd.to_datetime(frame["ts"])
@@ -149,9 +166,123 @@ def test_a_project_trains_on_shared_features_with_their_hashes_in_its_lineage(re
     card = json.loads(repo.run("lineage", project, "v1.0.0", "--json").stdout)
     defs = yaml.safe_load((repo.path / "pipelines" / project / "features.yaml").read_text())
     assert card["features"]["customer_payments@1"] == {f: s["hash"] for f, s in defs["views"][0]["features"].items()}
-    # Nothing changed: nothing reruns. A change of a feature it uses reruns the join and after.
-    ran, _proc = repo.train(project, "trainer.max_epochs=3", "trainer.progress_bar=false")
+    # Nothing changed: nothing reruns. A change of a feature it uses makes the join stale, and
+    # not the ingest (DVC's own status of the compiled pipeline; no second training needed).
+    ran, _proc = repo.train(project, *EPOCH, gate=True)
     assert ran == [], ran
+    original = (repo.path / DEFS).read_text()
     _edit(repo, "spend_7d: {agg: sum, column: amount, window: 7d", "spend_7d: {agg: sum, column: amount, window: 6d")
-    ran, _proc = repo.train(project, "trainer.max_epochs=3", "trainer.progress_bar=false")
-    assert ran[0] == "join_features" and "ingest" not in ran, ran
+    try:
+        repo.run("compile", project)
+        dvc = Path(sys.executable).parent / "dvc"
+        status = subprocess.run(
+            [str(dvc), "status", f"pipelines/{project}/dvc.yaml"],
+            cwd=repo.path,
+            env=cli_env(repo.path),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        stale = [line.rstrip(":").split(":")[-1] for line in status.splitlines() if not line.startswith(("\t", " "))]
+        assert "join_features" in stale and "ingest" not in stale, status
+    finally:
+        (repo.path / DEFS).write_text(original)
+        repo.run("compile", project)
+
+
+@pytest.mark.slow
+def test_service_and_batch_look_features_up_as_training_joined_them(
+    trained: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Train/serve parity: rows of the test split, sent with only their entity key, event time and
+    own columns, through the deployed batch job and a real BentoML server on 127.0.0.1. Both fill
+    the same feature vectors from the online store (equal to the training join's for those rows)
+    and give the same predictions; an unknown entity is one named 400 and one rejected row."""
+    import httpx
+    from shipyard.deploy.batch._job import load_job
+    from shipyard.deploy.batch._score import Scorer
+    from shipyard.deploy.service._app import settings_from
+    from shipyard.deploy.service._schema import build_schema
+    from shipyard.features import SPEC_FILE, STORE_FILE, open_lookup, store_columns
+
+    from .conftest import free_port, stop_process
+
+    repo, project = trained, "risk/fraud"
+    repo.run("promote", project, "v1")
+    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "bentoml"))
+    deployed = repo.run("deploy", project, "--target", "service,batch", "deploy.service.bento.build=false")
+    assert "materialised" in deployed.stderr, deployed.stderr
+    service_dir, batch_dir = (repo.path / "deploy" / project / t for t in ("service", "batch"))
+    for folder in (service_dir, batch_dir):
+        assert (folder / SPEC_FILE).is_file() and (folder / STORE_FILE).is_file()
+
+    meta = repo.bundle_meta(project)
+    stored = store_columns(meta["features"])  # type: ignore[arg-type]
+    test = pd.read_parquet(repo.data(project) / "05_model_input" / "test.parquet")
+    rows = test[test[stored].notna().all(axis=1)].head(12).reset_index(drop=True)
+    assert len(rows) == 12
+    sent = [c for c in meta["preprocessor"]["features"] if c not in stored] + ["customer_id", "ts"]  # type: ignore[index]
+    rows["ts"] = pd.to_datetime(rows["ts"]).dt.strftime("%Y-%m-%d %H:%M:%S")
+    rows[["payment_id", *sent]].to_csv(tmp_path / "rows.csv", index=False)
+    unknown = rows.head(1).assign(payment_id=-1, customer_id="nobody")
+    unknown[["payment_id", *sent]].to_csv(tmp_path / "rows.csv", index=False, mode="a", header=False)
+
+    # The feature vectors each path fills, by the code each runs, against the training join's.
+    settings = settings_from(json.loads((service_dir / "service.json").read_text())["settings"])
+    schema = build_schema(meta, settings, open_lookup(service_dir, meta["features"]))  # type: ignore[arg-type]
+    body = {"rows": rows[sent].to_dict(orient="records")}
+    request = schema.request.model_validate_json(json.dumps(body))
+    served = pd.DataFrame(schema.columns(request.rows))[stored].astype("float64")
+    filled, reasons = Scorer(load_job(batch_dir))._fill({c: rows[c].to_numpy() for c in sent})
+    batch = pd.DataFrame({c: filled[c] for c in stored}).astype("float64")
+    assert reasons == [None] * 12
+    pd.testing.assert_frame_equal(served, batch, check_exact=True)
+    pd.testing.assert_frame_equal(served, rows[stored].astype("float64"), check_exact=True)
+
+    out = tmp_path / "scored.csv"
+    proc = subprocess.run(
+        [sys.executable, "-m", "shipyard.deploy.batch", "run", str(batch_dir), "--input", str(tmp_path / "rows.csv"),
+         "--output", str(out), "--max-reject-fraction", "0.5"],
+        cwd=repo.path, env=cli_env(repo.path), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    scored = pd.read_csv(out).set_index("payment_id").loc[rows["payment_id"]]
+    rejects = pd.read_csv(next(tmp_path.glob("scored*rejects*")))
+    assert list(rejects["payment_id"]) == [-1]
+    assert list(rejects["reason"]) == ["customer_id 'nobody' is unknown to feature view customer_payments@1"]
+
+    port = free_port()
+    log = (tmp_path / "server.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "shipyard.deploy.service", "serve", str(service_dir), "--port", str(port)],
+        env=cli_env(repo.path),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    log.close()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        ready = False
+        for _ in range(600):
+            if server.poll() is not None:
+                break
+            try:
+                ready = httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                ready = False
+            if ready:
+                break
+            subprocess.run(["sleep", "0.2"], check=True)
+        assert ready, (tmp_path / "server.log").read_text()[-3000:]
+        answer = httpx.post(f"{url}/predict", json=body, timeout=60)
+        assert answer.status_code == 200, answer.text
+        online = answer.json()
+        bad = httpx.post(f"{url}/predict", json={"rows": [{**body["rows"][0], "customer_id": "nobody"}]}, timeout=60)
+        assert bad.status_code == 400 and "'nobody' is unknown to feature view customer_payments@1" in bad.text
+        sneaky = httpx.post(f"{url}/predict", json={"rows": [{**body["rows"][0], stored[0]: 1.0}]}, timeout=60)
+        assert sneaky.status_code == 400 and "comes from the online store" in sneaky.text
+    finally:
+        stop_process(server)
+    assert [str(r["prediction"]) for r in online] == [str(p) for p in scored["prediction"]]
+    assert [r["score"] for r in online] == pytest.approx(list(scored["score"]), abs=1e-6)

@@ -27,6 +27,7 @@ def build_service(
     project: str,
     version: str | None = None,
     example: Any = None,
+    feature_store: Path | None = None,
     candidate: tuple[Path, str] | None = None,
     key_field: str | None = None,
     prediction_log: Mapping[str, Any] | None = None,
@@ -43,6 +44,7 @@ def build_service(
     ``(bundle folder, version)``; ``key_field`` names the row field a canary's sticky key comes
     in (the project's row key); ``prediction_log`` (``shipyard.deploy._predlog.log_spec``) makes the
     service record what it scores (both models' predictions in a rollout); None records nothing.
+    ``feature_store``: the folder of a model's online store (shared features), copied in.
     """
     from shipyard.deploy.service._build import build_service as build
 
@@ -53,6 +55,7 @@ def build_service(
         project=project,
         version=version,
         example=example,
+        feature_store=feature_store,
         candidate=candidate,
         key_field=key_field,
         prediction_log=prediction_log,
