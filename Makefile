@@ -12,6 +12,7 @@ OUTPUT ?=
 ENGINE ?=
 SCHEDULER ?=
 WORKERS ?= 1
+TEST_WORKERS ?= 2
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -112,8 +113,8 @@ monitor: setup ## judge PROJECT's prediction log against production (SINCE= UNTI
 	$(SHIPYARD) monitor $(PROJECT) $(if $(SINCE),--since '$(SINCE)') $(if $(UNTIL),--until '$(UNTIL)') \
 		$(if $(INPUT),--input '$(INPUT)') $(if $(LABELS),--labels '$(LABELS)') $(if $(SCHEDULE),--schedule)
 
-test: setup ## run every test, the slow end-to-end drills included
-	$(BIN)/python -m pytest
+test: setup ## run every test, the slow end-to-end drills included (TEST_WORKERS processes, one test file each)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 test-fast: setup ## run the tests not marked slow
 	$(BIN)/python -m pytest -m "not slow"

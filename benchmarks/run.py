@@ -116,24 +116,42 @@ def handwritten_args(config: dict[str, Any], root: Path, workdir: Path) -> list[
     args = [
         str(BIN / "python"),
         str(REPO / "benchmarks" / "handwritten.py"),
-        "--csv", str(root / config["data"]["source"]["path"]),
-        "--target", config["data"]["target"],
-        "--seed", str(config["seed"]),
-        "--val", str(split["val"]),
-        "--test", str(split["test"]),
-        "--hidden", *[str(h) for h in model["hidden"]],
-        "--dropout", str(model["dropout"]),
-        "--activation", model["activation"],
-        "--optimizer", optim["name"],
-        "--lr", str(optim["lr"]),
-        "--weight-decay", str(optim["weight_decay"]),
-        "--max-epochs", str(trainer["max_epochs"]),
-        "--min-epochs", str(trainer["min_epochs"]),
-        "--batch-size", str(trainer["batch_size"]),
-        "--patience", str(es["patience"]),
-        "--min-delta", str(es["min_delta"]),
-        "--log-every-n-steps", str(trainer["log_every_n_steps"]),
-        "--workdir", str(workdir),
+        "--csv",
+        str(root / config["data"]["source"]["path"]),
+        "--target",
+        config["data"]["target"],
+        "--seed",
+        str(config["seed"]),
+        "--val",
+        str(split["val"]),
+        "--test",
+        str(split["test"]),
+        "--hidden",
+        *[str(h) for h in model["hidden"]],
+        "--dropout",
+        str(model["dropout"]),
+        "--activation",
+        model["activation"],
+        "--optimizer",
+        optim["name"],
+        "--lr",
+        str(optim["lr"]),
+        "--weight-decay",
+        str(optim["weight_decay"]),
+        "--max-epochs",
+        str(trainer["max_epochs"]),
+        "--min-epochs",
+        str(trainer["min_epochs"]),
+        "--batch-size",
+        str(trainer["batch_size"]),
+        "--patience",
+        str(es["patience"]),
+        "--min-delta",
+        str(es["min_delta"]),
+        "--log-every-n-steps",
+        str(trainer["log_every_n_steps"]),
+        "--workdir",
+        str(workdir),
     ]
     if trainer["deterministic"]:
         args.append("--deterministic")
@@ -197,15 +215,19 @@ def bench_train(root: Path, config: dict[str, Any], repeats: int, log: Any) -> t
         "pipeline_epochs": [r["train"]["epochs"] for r in reports],
         "pipeline_gate": gates,
         "pipeline_test_metrics": {k: v for k, v in reports[-1]["metrics"].items() if k.startswith("test/")},
-        "handwritten_seconds_median": {
-            k: median([r["seconds"][k] for r in inner]) for k in inner[0]["seconds"]
-        },
+        "handwritten_seconds_median": {k: median([r["seconds"][k] for r in inner]) for k in inner[0]["seconds"]},
         "handwritten_epochs": [r["epochs"] for r in inner],
         "handwritten_test_metrics": {k: v for k, v in inner[-1].items() if k.startswith("test/")},
     }
     row = Row(
         "train warm end to end (--force) vs hand-written Lightning script",
-        p, s, "hand-written", "s", "≤ 1.15×", ratio <= 1.15, ratio,
+        p,
+        s,
+        "hand-written",
+        "s",
+        "≤ 1.15×",
+        ratio <= 1.15,
+        ratio,
         {"pipeline": pipeline, "handwritten": scripted},
     )
     return row, detail
@@ -222,8 +244,10 @@ def noop_run(cmd: list[str], cwd: Path, env: dict[str, str], log: Any, gate_rc: 
         ran = [m.group(1) for m in map(STAGE_LINE.match, out.splitlines()) if m]
         if not ran and "up to date: " in out:
             return seconds
-        log(f"  `{' '.join(cmd[:3])} ...` reran {', '.join(ran) or 'stages'} (packages/ edited meanwhile?)"
-            + (", retrying" if attempt == 0 else ""))
+        log(
+            f"  `{' '.join(cmd[:3])} ...` reran {', '.join(ran) or 'stages'} (packages/ edited meanwhile?)"
+            + (", retrying" if attempt == 0 else "")
+        )
     raise BenchError(f"`{' '.join(cmd)}` was not a no-op twice in a row:\n{out[-2000:]}")
 
 
@@ -242,10 +266,15 @@ def bench_noop(root: Path, full: float, repeats: int, log: Any) -> list[Row]:
     # `make train` from the real repository root: the Makefile's setup check is part of the cost.
     # SHIPYARD_ROOT points the CLI at the sandbox, so nothing under the real data/ is written.
     # Only when .venv is current: otherwise the setup check would reinstall the environment.
-    stamp_ok = subprocess.run(
-        ["make", "-q", "-C", str(REPO), ".venv/.installed"], env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    ).returncode == 0
+    stamp_ok = (
+        subprocess.run(
+            ["make", "-q", "-C", str(REPO), ".venv/.installed"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ).returncode
+        == 0
+    )
     if not stamp_ok:
         log("  skipping no-op make train: .venv/.installed is stale, `make` would reinstall")
         return rows
@@ -255,8 +284,17 @@ def bench_noop(root: Path, full: float, repeats: int, log: Any) -> list[Row]:
     make = [noop_run(make_cmd, REPO, env, log, MAKE_FAILED) for _ in range(repeats)]
     mm = median(make)
     rows.append(
-        Row("no-op make train / full run", mm, full, "full --force run", "ratio", "≤ 2 s and ≤ 5 %",
-            mm <= 2.0 and mm / full <= 0.05, mm / full, {"make_noop": make})
+        Row(
+            "no-op make train / full run",
+            mm,
+            full,
+            "full --force run",
+            "ratio",
+            "≤ 2 s and ≤ 5 %",
+            mm <= 2.0 and mm / full <= 0.05,
+            mm / full,
+            {"make_noop": make},
+        )
     )
     return rows
 
@@ -338,8 +376,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     load_before = os.getloadavg()[0]
     if load_before > 0.5:
-        log(f"note: 1-minute load average is {load_before:.2f} before starting; other work on this "
-            f"machine's {os.cpu_count()} cores will inflate and scatter the timings")
+        log(
+            f"note: 1-minute load average is {load_before:.2f} before starting; other work on this "
+            f"machine's {os.cpu_count()} cores will inflate and scatter the timings"
+        )
     parent = Path(tempfile.mkdtemp(prefix="shipyard-bench-"))
     try:
         root = make_sandbox(parent, snapshot=not args.live)
@@ -372,9 +412,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     load_after = os.getloadavg()[0]
     if max(load_before, load_after) > 0.5 * (os.cpu_count() or 1) + 1.0:
-        print(f"\nWARNING: the machine was busy (1-minute load {load_before:.2f} before, {load_after:.2f} after, "
-              f"{os.cpu_count()} cores): wall-time ratios are noisy. torch's one-thread-per-core default spins "
-              "when the cores are shared; rerun when quiet, or with --threads 1 for a steadier comparison")
+        print(
+            f"\nWARNING: the machine was busy (1-minute load {load_before:.2f} before, {load_after:.2f} after, "
+            f"{os.cpu_count()} cores): wall-time ratios are noisy. torch's one-thread-per-core default spins "
+            "when the cores are shared; rerun when quiet, or with --threads 1 for a steadier comparison"
+        )
     over = [r.name for r in rows if not r.ok]
     print()
     print("OVER BUDGET: " + "; ".join(over) if over else "all budgets met")

@@ -147,7 +147,9 @@ class Postgres:
         """Create an empty database; return its SQLAlchemy URL."""
         import psycopg
 
-        with psycopg.connect(host="127.0.0.1", port=self.port, user=self.user, dbname="postgres", autocommit=True) as conn:
+        with psycopg.connect(
+            host="127.0.0.1", port=self.port, user=self.user, dbname="postgres", autocommit=True
+        ) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
@@ -179,7 +181,18 @@ def postgres() -> Iterator[Postgres]:
             port = free_port()
             options = f"-k {folder} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
             proc = subprocess.run(
-                [*as_user, _pg_tool("pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start"],
+                [
+                    *as_user,
+                    _pg_tool("pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-o",
+                    options,
+                    "-l",
+                    str(folder / "log"),
+                    "-w",
+                    "start",
+                ],
                 capture_output=True,
                 text=True,
             )
@@ -230,8 +243,18 @@ def dask_cluster(tmp_path: Path) -> Iterator[DaskCluster]:
         return proc
 
     try:
-        start("scheduler", "scheduler", "--host", "127.0.0.1", "--port", "0", "--dashboard-address", "127.0.0.1:0",
-              "--scheduler-file", str(info))
+        start(
+            "scheduler",
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--dashboard-address",
+            "127.0.0.1:0",
+            "--scheduler-file",
+            str(info),
+        )
         deadline = time.monotonic() + 120
         while not info.is_file() and time.monotonic() < deadline and procs[0].poll() is None:
             time.sleep(0.1)
@@ -239,8 +262,19 @@ def dask_cluster(tmp_path: Path) -> Iterator[DaskCluster]:
             pytest.fail("dask scheduler did not start: " + (logs / "scheduler.log").read_text()[-2000:])
         address = json.loads(info.read_text())["address"]
         workers = [
-            start(f"worker{i}", "worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--no-nanny",
-                  "--no-dashboard", "--name", f"w{i}")
+            start(
+                f"worker{i}",
+                "worker",
+                address,
+                "--host",
+                "127.0.0.1",
+                "--nthreads",
+                "1",
+                "--no-nanny",
+                "--no-dashboard",
+                "--name",
+                f"w{i}",
+            )
             for i in range(2)
         ]
         with Client(address, timeout="60s") as client:

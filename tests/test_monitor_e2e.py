@@ -153,7 +153,11 @@ def test_the_schedule_runs_as_written(repo: Repo) -> None:
     env = dict(os.environ, SHIPYARD_ROOT=str(repo.path), SHIPYARD_PYTHON=sys.executable)
     line = cron.strip().splitlines()[-1].split(" ", 5)[5]  # the command after the five cron fields
     ran = subprocess.run(["sh", "-c", line + " --no-action"], env=env, capture_output=True, text=True, cwd="/")
-    assert ran.returncode in (0, 4, 5) and "report: data/tabular/breast_cancer/09_monitoring/reports/" in ran.stdout, ran.stderr
-    command = subprocess.run([sys.executable, str(dag), "2026-01-01T03:00:00+00:00"], env=env, capture_output=True, text=True)
+    assert ran.returncode in (0, 4, 5) and "report: data/tabular/breast_cancer/09_monitoring/reports/" in ran.stdout, (
+        ran.stderr
+    )
+    command = subprocess.run(
+        [sys.executable, str(dag), "2026-01-01T03:00:00+00:00"], env=env, capture_output=True, text=True
+    )
     ran = subprocess.run(["sh", "-c", command.stdout.strip() + " --no-action"], env=env, capture_output=True, text=True)
     assert ran.returncode in (0, 4, 5) and "0 rows" in ran.stdout, ran.stdout + ran.stderr

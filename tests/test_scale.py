@@ -392,7 +392,9 @@ def test_batch_on_a_dask_cluster_survives_a_killed_worker(
     input_before = source.read_bytes()
 
     url = postgres.database("batch_dask")
-    proc = _batch(str(job), "--input", str(source), "--output", f"{url}?table=scores", "--scheduler", dask_cluster.scheduler)
+    proc = _batch(
+        str(job), "--input", str(source), "--output", f"{url}?table=scores", "--scheduler", dask_cluster.scheduler
+    )
     try:
         parts = "SELECT count(*) FROM scores__batch WHERE name LIKE 'part-%'"
         _until(lambda: _count(postgres, "batch_dask", parts) >= 10, [proc], "ten parts were committed")

@@ -74,7 +74,9 @@ def _logged(folder: Path) -> int:
     return sum(pq.read_metadata(f).num_rows for f in files)
 
 
-def test_concurrent_load_logs_every_row_or_counts_it_and_shutdown_flushes(examples, tmp_path: Path, bentoml_home) -> None:
+def test_concurrent_load_logs_every_row_or_counts_it_and_shutdown_flushes(
+    examples, tmp_path: Path, bentoml_home
+) -> None:
     log_dir = tmp_path / "log"
     bundle = _build(examples, tmp_path / "svc", flush_rows=50, flush_seconds=30, queue_rows=300)
     rows = _rows(bundle, examples["breast_cancer"].test)

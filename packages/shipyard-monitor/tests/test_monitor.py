@@ -163,7 +163,9 @@ def test_trigger_fires_after_consecutive_windows_waits_out_its_cooldown_and_reco
 
     def step(share: float, day: int) -> object:
         state = TriggerState.load(state_file)
-        decision = decide(state, window(share, day), conf, now=clock + timedelta(days=day), production_age=None, max_age=None)
+        decision = decide(
+            state, window(share, day), conf, now=clock + timedelta(days=day), production_age=None, max_age=None
+        )
         state.save(state_file)
         return decision
 

@@ -252,6 +252,8 @@ def _feature_store(
     where = "features.db" if config.features.online_store is None else report["store"]
     say(f"▶ materialised {report['rows']} feature rows into the online store ({where})")
     return folder
+
+
 def _rollout_candidate(paths: ProjectPaths, config: ShipyardConfig, registry: Any, serving: Version) -> Version | None:
     """The rollout's candidate (``deploy.service.rollout``), refused unless it passed its gate."""
     rollout = config.deploy.service.rollout

@@ -99,6 +99,8 @@ def _feature_hashes(paths: ProjectPaths) -> dict[str, dict[str, str]]:
         return {}
     views = yaml.safe_load(paths.feature_defs.read_text())["views"]
     return {f"{v['view']}@{v['version']}": {f: s["hash"] for f, s in v["features"].items()} for v in views}
+
+
 def _read_json(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 

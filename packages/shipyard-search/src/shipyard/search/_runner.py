@@ -135,9 +135,7 @@ def _progress(study: optuna.Study, args: WorkerArgs) -> str:
     trials = study.get_trials(deepcopy=False)
     again = retried(trials)
     done = sum(
-        1
-        for t in trials
-        if t.state.is_finished() and not t.user_attrs.get("interrupted") and t.number not in again
+        1 for t in trials if t.state.is_finished() and not t.user_attrs.get("interrupted") and t.number not in again
     )
     return f"{done}/{args.budget}" if args.budget is not None else f"{done} done"
 

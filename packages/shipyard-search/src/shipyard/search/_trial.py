@@ -23,7 +23,6 @@ from shipyard.search._errors import TrialFailed
 __all__ = ["SearchData", "TrialRun", "load_search_data", "load_test_split", "train_and_evaluate", "train_conf"]
 
 
-
 @dataclass
 class SearchData:
     train: Any  # pandas.DataFrame
