@@ -445,6 +445,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def _materialize(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from shipyard.core.errors import ConfigError
     from shipyard.engine.features import materialize_targets
 
@@ -452,7 +454,9 @@ def _materialize(args: argparse.Namespace) -> int:
         raise ConfigError("features materialize needs a project", fix="run `shipyard features materialize TEAM/NAME`")
     paths, cfg = _compose(argparse.Namespace(project=args.view, overrides=[]))
     for target, report in materialize_targets(paths, cfg).items():
-        print(f"{target}: {report['rows']} feature rows into {report['store']}")
+        store = Path(report["store"])
+        where = paths.rel(store) if store.is_absolute() else report["store"]  # a file, or a redacted URL
+        print(f"{target}: {report['rows']} feature rows into {where}")
     return 0
 
 
