@@ -70,3 +70,14 @@ def test_a_moved_internal_is_named_with_the_dvc_version(monkeypatch: pytest.Monk
     monkeypatch.setattr(dvc_run, "_run", lambda cmd: None)
     with pytest.raises(StageError, match=rf"DVC {dvc.__version__} changed dvc.stage.run._run"):
         dvc_adapter.check()
+
+
+def test_a_cmd_run_that_no_longer_calls_the_wrapped_function_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dvc.stage.run as dvc_run
+
+    def cmd_run(stage: object, dry: bool = False, run_env: object = None) -> None:
+        return None  # a DVC whose cmd_run spawns through something else
+
+    monkeypatch.setattr(dvc_run, "cmd_run", cmd_run)
+    with pytest.raises(StageError, match=rf"DVC {dvc.__version__} changed dvc.stage.run._run"):
+        dvc_adapter.check()

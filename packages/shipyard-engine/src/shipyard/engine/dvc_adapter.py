@@ -50,7 +50,11 @@ def check() -> None:
     from dvc.repo import Repo
 
     waits = "_wait_for_lock" in inspect.signature(Repo.__init__).parameters
-    if shape != expected or "_run(" not in inspect.getsource(module.cmd_run) or not waits:
+    # The names cmd_run's code refers to, not its source text: reading the source costs a
+    # linecache scan of the module on every run (about 50 ms), the code object is at hand.
+    code = getattr(getattr(module, "cmd_run", None), "__code__", None)
+    calls = code is not None and "_run" in code.co_names
+    if shape != expected or not calls or not waits:
         raise StageError(
             f"DVC {dvc.__version__} changed dvc.stage.run._run or Repo(_wait_for_lock=...), which Shipyard "
             f"uses to run stages in-process and to wait for the repository lock (found {shape or 'nothing'})",
