@@ -44,3 +44,34 @@ def test_stages_of_one_run_share_one_validation_and_see_every_edit(
     paths.params_yaml.write_text(yaml.safe_dump(params, sort_keys=False))
     assert _load(paths, tmp_path).seed == second.seed + 1
     assert len(validated) == 2
+
+
+def test_a_pipeline_command_ends_its_process_with_its_code_after_exit_handlers(tmp_path: Path) -> None:
+    """`shipyard train` / `shipyard stage` end the process as soon as the command returns (no
+    module teardown): with the command's exit code, after the atexit handlers ran and with
+    buffered output flushed to a pipe. Called with explicit arguments (tests, the Python API),
+    main returns instead."""
+    import os
+    import subprocess
+    import sys
+
+    marker = tmp_path / "atexit-ran"
+    code = (
+        "import atexit, sys\n"
+        f"atexit.register(lambda: open({str(marker)!r}, 'w').write('yes'))\n"
+        "print('buffered before the command')\n"
+        "sys.argv = ['shipyard', 'stage', 'tabular/breast_cancer', 'trian']\n"
+        "from shipyard.engine.cli import main\n"
+        "main()\n"
+        "print('main returned')\n"
+    )
+    env = dict(os.environ, SHIPYARD_ROOT=str(ROOT))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "unknown stage 'trian'" in proc.stderr
+    assert proc.stdout == "buffered before the command\n"
+    assert marker.read_text() == "yes"
+
+    explicit = code.replace("main()\n", "rc = main(sys.argv[1:])\n") + "sys.exit(10 + rc)\n"
+    proc = subprocess.run([sys.executable, "-c", explicit], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 12 and proc.stdout.endswith("main returned\n")
