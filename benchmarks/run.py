@@ -316,7 +316,8 @@ def details_text(train: Row, detail: dict[str, Any]) -> str:
             f"hand-written {median(cpu['handwritten']):.2f}, ratio {detail['cpu_ratio']:.3f}×",
             f"pipeline, s, median [range] of {len(train.samples['pipeline'])}: {spread(train.samples['pipeline'])}; "
             f"hand-written {spread(train.samples['handwritten'])}",
-            f"fixed overhead (pipeline minus hand-written, per round), s: {spread(detail['fixed_overhead_seconds'])}",
+            f"fixed overhead (pipeline minus hand-written, per round), s: {spread(detail['fixed_overhead_seconds'])}; "
+            f"in CPU s: {spread([a - b for a, b in zip(cpu['pipeline'], cpu['handwritten'], strict=True)])}",
             "pipeline stages, s, median [range] (wall, from the ▶ lines):",
             *[f"  {name:<18} {spread(values)}" for name, values in stages.items()],
             f"pipeline Trainer.fit, median s (train_report.json): {detail['pipeline_train_seconds_median']:.2f}",
