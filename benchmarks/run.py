@@ -99,6 +99,11 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def spread(values: list[float]) -> str:
+    """``median [min–max]`` of repeated samples, seconds."""
+    return f"{median(values):.2f} [{min(values):.2f}–{max(values):.2f}]"
+
+
 # -- the throwaway repository ------------------------------------------------------------------
 
 
@@ -205,12 +210,17 @@ def bench_train(root: Path, config: dict[str, Any], repeats: int, log: Any) -> t
 
     p, s = median(pipeline), median(scripted)
     ratio = p / s
+    # Fixed overhead per round: the same forced run minus the script it ran next to (paired, so a
+    # slow moment on a shared machine inflates both sides of one round rather than one median).
+    overhead = [a - b for a, b in zip(pipeline, scripted, strict=True)]
     detail = {
         "warm_up_seconds": warm,
         "best_of_ratio": min(pipeline) / min(scripted),
         "cpu_seconds": cpu,
         "cpu_ratio": median(cpu["pipeline"]) / median(cpu["handwritten"]),
         "pipeline_stage_seconds_median": {k: median([d.get(k, 0.0) for d in stages]) for k in stages[0]},
+        "pipeline_stage_seconds": {k: [d.get(k, 0.0) for d in stages] for k in stages[0]},
+        "fixed_overhead_seconds": overhead,
         "pipeline_train_seconds_median": median([r["train"]["train_seconds"] for r in reports]),
         "pipeline_epochs": [r["train"]["epochs"] for r in reports],
         "pipeline_gate": gates,
@@ -230,7 +240,11 @@ def bench_train(root: Path, config: dict[str, Any], repeats: int, log: Any) -> t
         ratio,
         {"pipeline": pipeline, "handwritten": scripted},
     )
-    return row, detail
+    over = Row(
+        "fixed overhead of a forced train over the hand-written script", median(overhead), None,
+        "paired per round", "s", "≤ 2 s", median(overhead) <= 2.0, None, {"overhead": overhead},
+    )
+    return row, over, detail
 
 
 def noop_run(cmd: list[str], cwd: Path, env: dict[str, str], log: Any, gate_rc: int = GATE_FAILED) -> float:
@@ -322,7 +336,7 @@ def table(rows: list[Row]) -> str:
 
 
 def details_text(train: Row, detail: dict[str, Any]) -> str:
-    st = detail["pipeline_stage_seconds_median"]
+    stages = detail["pipeline_stage_seconds"]
     hw = detail["handwritten_seconds_median"]
 
     def fmt(d: dict[str, float]) -> str:
@@ -338,7 +352,12 @@ def details_text(train: Row, detail: dict[str, Any]) -> str:
             f"hand-written {min(train.samples['handwritten']):.2f} s, ratio {detail['best_of_ratio']:.3f}×",
             f"CPU seconds (user+sys), median: pipeline {median(cpu['pipeline']):.2f}, "
             f"hand-written {median(cpu['handwritten']):.2f}, ratio {detail['cpu_ratio']:.3f}×",
-            f"pipeline stages, median s (wall, from the ▶ lines): {fmt(st)}",
+            f"pipeline, s, median [range] of {len(train.samples['pipeline'])}: {spread(train.samples['pipeline'])}; "
+            f"hand-written {spread(train.samples['handwritten'])}",
+            f"fixed overhead (pipeline minus hand-written, per round), s: {spread(detail['fixed_overhead_seconds'])}; "
+            f"in CPU s: {spread([a - b for a, b in zip(cpu['pipeline'], cpu['handwritten'], strict=True)])}",
+            "pipeline stages, s, median [range] (wall, from the ▶ lines):",
+            *[f"  {name:<18} {spread(values)}" for name, values in stages.items()],
             f"pipeline Trainer.fit, median s (train_report.json): {detail['pipeline_train_seconds_median']:.2f}",
             f"hand-written phases, median s (in-process; plus interpreter start/exit): {fmt(hw)}",
             f"epochs run: pipeline {detail['pipeline_epochs']}, hand-written {detail['handwritten_epochs']}; "
@@ -384,9 +403,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         root = make_sandbox(parent, snapshot=not args.live)
         config = resolved_config(root)
-        train_row, detail = bench_train(root, config, args.repeats, log)
+        train_row, overhead_row, detail = bench_train(root, config, args.repeats, log)
         noop_rows = bench_noop(root, train_row.measured, args.repeats, log)
-        rows = [train_row, *noop_rows, bench_help(root, args.help_repeats, log)]
+        rows = [train_row, overhead_row, *noop_rows, bench_help(root, args.help_repeats, log)]
     except BenchError as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 1

@@ -100,3 +100,35 @@ def test_aux_columns_are_not_features() -> None:
     frame = good().assign(day=lambda f: f["label"])  # would leak if it were a feature
     conf = {"correlation": {"threshold": None}, "leakage": {"threshold": 0.99, "action": "fail"}}
     assert run_checks(frame, section(ChecksConf, conf), "label", "binary", ["day"])["passed"]
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_leakage_scores_are_scikit_learns_cross_validated_scores(task: str) -> None:
+    """The single-feature leakage score is cross_val_score's (3 folds, depth-3 tree), feature by
+    feature, numeric and categorical, so a leak is scored the same however it is computed."""
+    from shipyard.data.checks import _leakage
+    from sklearn.model_selection import cross_val_score
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+    rng = np.random.default_rng(1)
+    frame = good()
+    label = {
+        "binary": frame["label"],
+        "multiclass": pd.Series(rng.integers(0, 3, len(frame))),
+        "regression": pd.Series(rng.normal(0, 1, len(frame))),
+    }[task]
+    frame = frame.assign(label=label, leak=label + rng.normal(0, 0.1, len(frame)))
+    features = ["price", "size", "colour", "leak"]
+    found = dict(_leakage(frame, features, "label", task))
+
+    regression = task == "regression"
+    model = (DecisionTreeRegressor if regression else DecisionTreeClassifier)(max_depth=3, random_state=0)
+    for name in features:
+        column = frame[name].astype("category").cat.codes if name == "colour" else frame[name]
+        x = column.to_numpy(dtype=np.float64).reshape(-1, 1)
+        scoring = "r2" if regression else "balanced_accuracy"
+        expected = float(np.mean(cross_val_score(model, x, frame["label"], cv=3, scoring=scoring)))
+        if regression:  # every column here is complete
+            expected = max(expected, float(np.corrcoef(x[:, 0], frame["label"])[0, 1] ** 2))
+        assert found[name] == round(expected, 4), name
+    assert max(found, key=found.__getitem__) == "leak"

@@ -3,6 +3,7 @@ version, when a DVC upgrade moves what the adapter wraps."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -70,3 +71,62 @@ def test_a_moved_internal_is_named_with_the_dvc_version(monkeypatch: pytest.Monk
     monkeypatch.setattr(dvc_run, "_run", lambda cmd: None)
     with pytest.raises(StageError, match=rf"DVC {dvc.__version__} changed dvc.stage.run._run"):
         dvc_adapter.check()
+
+
+def test_a_cmd_run_that_no_longer_calls_the_wrapped_function_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dvc.stage.run as dvc_run
+
+    def cmd_run(stage: object, dry: bool = False, run_env: object = None) -> None:
+        return None  # a DVC whose cmd_run spawns through something else
+
+    monkeypatch.setattr(dvc_run, "cmd_run", cmd_run)
+    with pytest.raises(StageError, match=rf"DVC {dvc.__version__} changed dvc.stage.run._run"):
+        dvc_adapter.check()
+
+
+def _params_repo(path: Path) -> Path:
+    """Three chained stages reading params of several YAML types, so dvc.lock is updated three
+    times a run and records floats, quoted-looking strings, lists and nested keys."""
+    path.mkdir()
+    env = dict(os.environ, **QUIET)
+    subprocess.run(["git", "init", "-q"], cwd=path, check=True)
+    subprocess.run([str(Path(sys.executable).parent / "dvc"), "init", "-q"], cwd=path, check=True, env=env)
+    (path / "in.txt").write_text("hello\n")
+    params = {"lr": 1e-05, "version": "2.0", "hidden": [64, 32], "model": {"name": "mlp", "on": True}, "n": 3}
+    (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    stages = {
+        "a": {"cmd": "cp in.txt a.txt", "deps": ["in.txt"], "params": ["lr", "version"], "outs": ["a.txt"]},
+        "b": {"cmd": "cp a.txt b.txt", "deps": ["a.txt"], "params": ["hidden", "model.name"], "outs": ["b.txt"]},
+        "c": {"cmd": "cp b.txt c.txt", "deps": ["b.txt"], "params": ["model", "n"], "metrics": ["c.txt"]},
+    }
+    (path / "dvc.yaml").write_text("# written by hand: this comment stays\n" + yaml.safe_dump({"stages": stages}))
+    return path
+
+
+def test_lock_updates_in_the_runner_write_the_bytes_dvc_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """dvc.lock updated inside stage_runner (plain loader) is byte for byte what DVC alone writes
+    (round-trip loader), on creation and on an update after a param changes; dvc.yaml is untouched."""
+    from dvc.repo import Repo
+    from dvc.utils.serialize import _yaml
+
+    plain, ours = _params_repo(tmp_path / "plain"), _params_repo(tmp_path / "ours")
+    dvc_yaml = (ours / "dvc.yaml").read_text()
+
+    def spawn(cmd: str, cwd: str, spawn: Callable[[], None]) -> None:
+        assert _yaml.parse_yaml_for_update.__module__ == dvc_adapter.__name__, (
+            f"DVC {dvc.__version__} no longer reads dvc.lock through _yaml.parse_yaml_for_update"
+        )
+        spawn()
+
+    for edit in (None, {"lr": 0.5, "hidden": [8]}):
+        for repo in (plain, ours):
+            if edit:
+                params = yaml.safe_load((repo / "params.yaml").read_text())
+                (repo / "params.yaml").write_text(yaml.safe_dump({**params, **edit}, sort_keys=False))
+            monkeypatch.chdir(repo)
+            runner = dvc_adapter.stage_runner(spawn) if repo == ours else contextlib.nullcontext()
+            with runner, Repo(str(repo)) as dvc_repo:
+                dvc_repo.reproduce(str(repo / "dvc.yaml"))
+        assert (ours / "dvc.lock").read_bytes() == (plain / "dvc.lock").read_bytes()
+    assert (ours / "dvc.yaml").read_text() == dvc_yaml
+    assert _yaml.parse_yaml_for_update.__module__ == _yaml.__name__, "restored after the block"

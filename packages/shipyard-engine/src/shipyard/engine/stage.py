@@ -8,15 +8,25 @@ the typed sections as params, and runs the stage's node with Kedro's ``Sequentia
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 from shipyard.core.errors import ConfigError, ShipyardError
 from shipyard.core.paths import ProjectPaths, find_root
 
+if TYPE_CHECKING:
+    from shipyard.core.schema import ShipyardConfig
+
 __all__ = ["main", "run_stage"]
+
+# The last params.yaml validated in this process: (root, file bytes) -> config. `shipyard train`
+# runs every stage in one process with the same params.yaml, so it is read and validated once per
+# run instead of once per stage; any change to the file (or another root) misses and validates.
+_LOADED: dict[tuple[str, bytes], ShipyardConfig] = {}
 
 
 def _quiet_kedro() -> None:
@@ -51,9 +61,7 @@ def run_stage(root: Path, project: str, stage: str) -> None:
             f"{paths.rel(paths.params_yaml)} does not exist",
             fix=f"compile the project first: shipyard compile {project}",
         )
-    from shipyard.core.compose import load
-
-    config = load(yaml.safe_load(paths.params_yaml.read_text()), root)
+    config = _load(paths, root)
     names = [s.name for s in project_nodes(config)]
     if stage not in names:
         raise ConfigError(f"unknown stage {stage!r}", value=stage, fix="use one of: " + ", ".join(names))
@@ -66,6 +74,20 @@ def run_stage(root: Path, project: str, stage: str) -> None:
     memory = spec.outputs if _rank() > 0 else ()
     catalog = build_catalog(config, paths, memory_outputs=memory)
     SequentialRunner().run(build_pipeline(only=stage, config=config), catalog)
+
+
+def _load(paths: ProjectPaths, root: Path) -> ShipyardConfig:
+    """The project's compiled config, validated; a copy, so a node cannot change the next one's."""
+    from shipyard.core.compose import load
+
+    text = paths.params_yaml.read_bytes()
+    key = (str(root.resolve()), text)
+    if key not in _LOADED:
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's loader when built with it
+        config = load(yaml.load(text, Loader=loader), root)
+        _LOADED.clear()
+        _LOADED[key] = config
+    return copy.deepcopy(_LOADED[key])
 
 
 def main(argv: list[str] | None = None) -> int:
