@@ -141,9 +141,9 @@ def test_the_split_stage_warns_on_a_missing_class_and_fails_under_strict(capsys:
 
     frame = pd.DataFrame({"k": range(100), "t": range(100), "y": ["rare"] * 4 + ["a"] * 96})
     split = SplitConf(kind=SplitKind.time, time_column="t")
-    nodes.split(frame, {}, split, "y", "multiclass", 0, ThresholdCheckConf(0.15, Action.warn))
+    nodes.split(frame, {}, split, "y", None, "multiclass", 0, ThresholdCheckConf(0.15, Action.warn))
     err = capsys.readouterr().err
     assert "split (time): 70 train, 15 val, 15 test" in err and "warning: class missing from a split [test]" in err
     with pytest.raises(DataError) as info:
-        nodes.split(frame, {}, split, "y", "multiclass", 0, ThresholdCheckConf(0.15, Action.fail))
+        nodes.split(frame, {}, split, "y", None, "multiclass", 0, ThresholdCheckConf(0.15, Action.fail))
     assert info.value.key == "checks.split" and "class missing from a split" in info.value.message

@@ -307,8 +307,10 @@ def ingest_with_report(
         )
     if dropped:
         frame = frame[~unlabeled]
+    # Before roles are inferred: numbers with a few stray words are a numeric column with typos
+    # (named, with their lines), not an identifier or free text left out with a warning.
+    _refuse_bad_values(frame, candidates, target, source)
     features, actions, roles = _feature_roles(frame, data, candidates, declared, max_categories)
-    _refuse_bad_values(frame, [f for f in features if roles[f] != "datetime"], target, source)
     shape = data.shape
     if shape and _prod(shape) != len(features):
         raise ConfigError(
