@@ -30,7 +30,7 @@ def bentoml_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("bentoml")
 
 
-def _build(examples, out: Path, **log: object) -> ModelBundle:
+def _build(examples, out: Path, key_field: str | None = None, **log: object) -> ModelBundle:
     """A service that logs; where is $SHIPYARD_PREDICTION_LOG's (set by each test's server)."""
     ex = examples["breast_cancer"]
     spec = log_spec(log, "data/examples/breast_cancer/09_monitoring/predictions")
@@ -41,6 +41,7 @@ def _build(examples, out: Path, **log: object) -> ModelBundle:
         project="examples/breast_cancer",
         version="bc-log",
         example=ex.test,
+        key_field=key_field,
         prediction_log=spec,
     )
     return ModelBundle.load(ex.bundle_dir)
@@ -124,13 +125,21 @@ def test_a_sigkilled_server_leaves_only_whole_files(examples, tmp_path: Path, be
     assert 0 < sum(pq.read_table(f).num_rows for f in files) <= 1200
 
 
-def test_sampling_records_a_share_of_rows(examples, tmp_path: Path, bentoml_home) -> None:
+def test_sampling_records_a_share_of_rows_with_the_keys_requests_carry(examples, tmp_path: Path, bentoml_home) -> None:
+    """A 25 % sample; each logged row keeps the row key its request sent (the project's data.key,
+    an optional field that is not a feature), so labels that arrive later join by it."""
     log_dir = tmp_path / "log"
-    bundle = _build(examples, tmp_path / "svc", sample_rate=0.25, flush_rows=100_000, flush_seconds=60)
+    bundle = _build(
+        examples, tmp_path / "svc", key_field="row_id", sample_rate=0.25, flush_rows=100_000, flush_seconds=60
+    )
     rows = _rows(bundle, examples["breast_cancer"].test)
-    bodies = [rows[:10]] * 200
+    bodies = [[{**row, "row_id": f"r{b}-{i}"} for i, row in enumerate(rows[:10])] for b in range(200)]
     for server in _serve(tmp_path / "svc", bentoml_home, SHIPYARD_PREDICTION_LOG=str(log_dir)):
         asyncio.run(_load(server.url, bodies, clients=8))
         os.killpg(server.proc.pid, signal.SIGTERM)
         server.proc.wait(timeout=30)
     assert 350 < _logged(log_dir) < 650  # 25 % of 2000, with room for chance
+    table = pq.read_table(sorted(log_dir.glob("*.parquet")))
+    keys = table.column(KEY).to_pylist()
+    sent = {f"r{b}-{i}" for b in range(200) for i in range(10)}
+    assert set(keys) <= sent and len(set(keys)) == len(keys), keys[:5]

@@ -132,6 +132,7 @@ def _builders() -> dict[str, Builder]:
             version=version,
             example=frame,
             feature_store=store,
+            key_field=cfg.data.key,
             prediction_log=_log_spec(cfg, project),
         )
 

@@ -91,7 +91,7 @@ def load_service(out_dir: Path) -> Any:
     # Shared features come from the folder's online store: one lookup (connection pool) per worker.
     lookup = open_lookup(out_dir, meta.get("features"))
     rollout = spec.get("rollout") or {}
-    schema = build_schema(meta, settings, lookup, rollout.get("key_field"))
+    schema = build_schema(meta, settings, lookup, rollout.get("key_field") or spec.get("key_field"))
     # The folder it runs from: a repository-relative prediction log resolves against its repository.
     return _make_service({**spec, "folder": str(out_dir)}, settings, schema, out_dir)
 
@@ -274,7 +274,8 @@ def _service_class(spec: dict[str, Any], settings: ServiceConf, schema: ServiceS
         scores = self.bundle.predict_scores(columns)
         labels = self.bundle.labels(scores)
         if self.plog is not None:
-            self.plog.log(columns, labels, _logged_scores(scores, self.bundle.task))
+            keys = schema.keys(rows) if schema.key_attr is not None else None
+            self.plog.log(columns, labels, _logged_scores(scores, self.bundle.task), keys)
         return _results(self.bundle, scores, labels, self.version, prediction)
 
     def close_log(self: Any) -> None:

@@ -288,6 +288,15 @@ def _build_bento(folder: Path, tag: str) -> str:
     return found.group(1)
 
 
+def _logged_key(key_field: str | None, meta: Mapping[str, Any], prediction_log: Any) -> str | None:
+    """The row key a request may carry for the prediction log: none without a log, and none
+    when the name is already a request field (a feature, or a shared feature's entity key)."""
+    from shipyard.features import lookup_columns
+
+    taken = {*meta["preprocessor"]["features"], *lookup_columns(meta.get("features"))}
+    return key_field if prediction_log and key_field and key_field not in taken else None
+
+
 def build_service(
     bundle_dir: Path,
     out_dir: Path,
@@ -329,7 +338,10 @@ def build_service(
     if plan is not None:
         spec["rollout"] = plan
     spec["prediction_log"] = dict(prediction_log) if prediction_log else None
-    key = plan["key_field"] if plan is not None else None  # shadow too: live metrics join labels by key
+    # The row key: a canary's sticky key, and what the prediction log records so that labels
+    # arriving later join by it (`shipyard monitor --labels`, `shipyard compare --labels`).
+    key = plan["key_field"] if plan is not None else _logged_key(key_field, meta, prediction_log)
+    spec["key_field"] = key
     schema = build_schema(meta, settings, lookup, key)  # fails here, not at serve time, if it cannot be generated
     request = example_request(meta, schema, example)
     folder = repo_relative(out_dir, repo_root(out_dir.parent))

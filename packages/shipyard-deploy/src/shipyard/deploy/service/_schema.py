@@ -169,7 +169,10 @@ def _key_field(name: str) -> tuple[Any, Any]:
     kind = (
         Annotated[str, Field(max_length=_MAX_CATEGORY_CHARS, strict=True)] | Annotated[int, Field(strict=True)] | None
     )
-    desc = "the caller's key: it keeps the caller on one model during a canary rollout (not a feature)"
+    desc = (
+        "the row's key (optional, not a feature): the prediction log records it so that labels join later; "
+        "during a canary rollout it keeps the caller on one model"
+    )
     return kind, Field(default=None, alias=name, description=desc)
 
 
