@@ -310,6 +310,8 @@ def test_bento_is_built_into_the_store_with_pinned_no_deps_environment(
     assert sorted(p.name.split("-")[0] for p in (bento / "env" / "python" / "wheels").glob("*.whl")) == [
         "shipyard_core",
         "shipyard_deploy",
+        "shipyard_features",
+        "shipyard_predlog",
         "shipyard_train",
     ]
     install = (bento / "env" / "python" / "install.sh").read_text()

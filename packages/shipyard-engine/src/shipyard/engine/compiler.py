@@ -90,12 +90,20 @@ def stage_command(project: str, stage: str) -> str:
     return f"sh {LAUNCHER} {project} {stage}"
 
 
+# Read by a stage but not its DVC dependency: the reference contract changes when a version is
+# registered or promoted, and data already checked need not be checked again for that (a no-op
+# train after a registration reruns nothing); new data reruns the check against the reference
+# the file holds then (`shipyard train` writes it before the pipeline runs).
+READ_NOT_DEP = frozenset({"reference_contract"})
+
+
 def _stage(
     spec: Any, config: ShipyardConfig, paths: ProjectPaths, views: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
     root = paths.root
     datasets = project_datasets(config)
-    deps = [paths.rel(datasets[name].path(paths)) for name in spec.inputs if name in datasets]
+    read = [name for name in spec.inputs if name in datasets and name not in READ_NOT_DEP]
+    deps = [paths.rel(datasets[name].path(paths)) for name in read]
     if spec.name == "ingest":
         deps += _source_deps(config.data.source)
     if spec.name == "join_features":

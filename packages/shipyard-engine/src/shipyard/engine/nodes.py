@@ -146,6 +146,11 @@ def split(
             fix="use more data, a stratified split, other split fractions, or checks.split.action=warn",
         )
     contract = infer_contract(train, target, str(task), _aux(split.group_column, split.time_column), shape)
+    # The check stage holds the next ingest to this contract: only the columns ingest gives, not
+    # those a team's data step or the shared-feature join adds after the check.
+    ingested = {c["name"] for c in report.get("profile", [])}
+    if ingested:
+        contract["columns"] = {n: c for n, c in contract["columns"].items() if n in ingested}
     return train, val, test, manifest, contract
 
 

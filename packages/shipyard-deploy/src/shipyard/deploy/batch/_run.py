@@ -39,6 +39,11 @@ def run_batch_job(
     ``progress``: True/False forces the progress bar on/off; None shows it on a terminal.
     """
     job = _override(load_job(Path(job_dir)), engine, scheduler, chunk_size, max_reject_fraction)
+    # The weights are checked before the output is touched: a damaged bundle leaves nothing behind.
+    from shipyard.deploy._bundles import rebuild_fix
+    from shipyard.train.bundle import verify_bundle
+
+    verify_bundle(job.bundle, fix=rebuild_fix(job.project, "batch"))
     day = date or datetime.now(UTC).date().isoformat()
     run = {
         "input": _location(input or job.conf.input, "input", day),

@@ -27,10 +27,10 @@ from shipyard.core.errors import ShipyardError
 __all__ = ["RUNTIME_ROOTS", "SHIPYARD_WHEELS", "build_wheels", "pinned_requirements", "torch_index"]
 
 # What the service imports at run time; their requirements are followed transitively.
-RUNTIME_ROOTS = ("bentoml", "torch", "numpy", "safetensors", "pydantic", "sqlalchemy")
+RUNTIME_ROOTS = ("bentoml", "torch", "numpy", "safetensors", "pydantic", "sqlalchemy", "pyarrow", "pandas")
 # Shipyard's layer packages the service imports (shipyard.deploy.service, .train.bundle, .core.features,
-# .features for the online-store lookup).
-SHIPYARD_WHEELS = ("shipyard-core", "shipyard-train", "shipyard-features", "shipyard-deploy")
+# .features for the online-store lookup, .predlog for the prediction log).
+SHIPYARD_WHEELS = ("shipyard-core", "shipyard-train", "shipyard-features", "shipyard-predlog", "shipyard-deploy")
 _TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 
