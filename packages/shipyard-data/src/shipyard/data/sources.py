@@ -230,7 +230,7 @@ def ingest(data: DataConf, root: Path, aux: list[str] | None = None) -> pd.DataF
 
 
 def ingest_with_report(
-    data: DataConf, root: Path, aux: list[str] | None = None, max_categories: int = 50
+    data: DataConf, root: Path, aux: list[str] | None = None, max_categories: int = 50, keep: list[str] | None = None
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """:func:`ingest`, and what it did: rows read and dropped, the key, and per source column its
     profile, role and what happens to it (the data report's first half)."""
@@ -288,7 +288,10 @@ def ingest_with_report(
                 fix=f"list only existing columns in {name}",
             )
     declared = data.features is not None
-    candidates = data.features or [c for c in columns if c not in {target, key, *aux, *data.drop, *data.text}]
+    # ``keep``: columns a later stage needs (the shared features' join keys and event time), kept
+    # as they are when present, never features.
+    keep = [c for c in (keep or []) if c in frame.columns and c not in {target, key, *aux}]
+    candidates = data.features or [c for c in columns if c not in {target, key, *aux, *keep, *data.drop, *data.text}]
     unknown = [c for c in candidates if c not in frame.columns]
     if unknown:
         raise DataError(
@@ -334,6 +337,8 @@ def ingest_with_report(
             role, action = "target", "the label" + (f"; {dropped} row(s) without a label dropped" if dropped else "")
         elif column in aux:
             role, action = "split", "orders or groups the split; not a feature"
+        elif column in keep:
+            role, action = "join", "joins the shared features; not a feature"
         elif column in features:
             role, action = roles[column], actions[column]
         elif column in data.text:
@@ -352,7 +357,7 @@ def ingest_with_report(
         "key": {"column": key, "generated": generated},
         "columns": profile,
     }
-    return frame[[key, *features, target, *aux]].reset_index(drop=True), report
+    return frame[[key, *features, target, *aux, *keep]].reset_index(drop=True), report
 
 
 def _feature_roles(

@@ -12,12 +12,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from shipyard.core.paths import ProjectPaths
 from shipyard.core.schema import (
     Action,
     ChecksConf,
     ContractAction,
     DataConf,
     EvaluateConf,
+    FeaturesConf,
     GateConf,
     ModelConf,
     OptimConf,
@@ -34,12 +36,29 @@ def _aux(group: str | None, time: str | None) -> list[str]:
 
 
 def ingest(
-    data: DataConf, group: str | None, time: str | None, max_categories: int, runtime: dict[str, Any]
+    data: DataConf,
+    group: str | None,
+    time: str | None,
+    max_categories: int,
+    features: FeaturesConf,
+    runtime: dict[str, Any],
 ) -> tuple[Any, dict[str, Any]]:
-    """The dataset, and the ingest report (rows, key, each column's role and fate)."""
+    """The dataset, and the ingest report (rows, key, each column's role and fate). The shared
+    features' join keys and event time are kept for the join, never made features."""
     from shipyard.data.sources import ingest_with_report
 
-    return ingest_with_report(data, Path(runtime["root"]), _aux(group, time), max_categories)
+    keep = _join_columns(features, runtime)
+    return ingest_with_report(data, Path(runtime["root"]), _aux(group, time), max_categories, keep)
+
+
+def _join_columns(features: FeaturesConf, runtime: dict[str, Any]) -> list[str]:
+    if not features.views:
+        return []
+    import yaml
+
+    defs = ProjectPaths.of(Path(runtime["root"]), runtime["project"]).feature_defs
+    views = yaml.safe_load(defs.read_text())["views"] if defs.is_file() else []
+    return list(dict.fromkeys([*(str(v["join_key"]) for v in views), str(features.event_time)]))
 
 
 def _contract_check(
@@ -145,7 +164,9 @@ def split(
             key="checks.split",
             fix="use more data, a stratified split, other split fractions, or checks.split.action=warn",
         )
-    contract = infer_contract(train, target, str(task), _aux(split.group_column, split.time_column), shape)
+    # Ranges and vocabularies of all the rows this version was built from (train, val and test):
+    # the same data must keep its own contract, whatever the split drew into training.
+    contract = infer_contract(frame, target, str(task), _aux(split.group_column, split.time_column), shape)
     # The check stage holds the next ingest to this contract: only the columns ingest gives, not
     # those a team's data step or the shared-feature join adds after the check.
     ingested = {c["name"] for c in report.get("profile", [])}
@@ -338,12 +359,13 @@ def fit_preprocessing_joined(
     task: str,
     group: str | None,
     time: str | None,
+    datetime_parts: list[str],
     manifest: dict[str, Any],
 ) -> dict[str, Any]:
     from shipyard.data.preprocess import fit_preprocessor
 
     aux = list(dict.fromkeys([*_aux(group, time), *_lookup_columns(manifest)]))
-    return fit_preprocessor(train, target, shape, preprocess, str(task), aux)
+    return fit_preprocessor(train, target, shape, preprocess, str(task), aux, datetime_parts)
 
 
 def train_joined(*args: Any) -> tuple[Any, Any, dict[str, Any]]:

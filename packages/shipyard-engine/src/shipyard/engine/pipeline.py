@@ -105,6 +105,7 @@ NODES: tuple[NodeSpec, ...] = (
             "params:split.group_column",
             "params:split.time_column",
             "params:preprocess.max_categories",
+            "params:features",
             "runtime",
         ),
         ("dataset", "ingest_report"),
