@@ -148,7 +148,10 @@ def test_search_hosts_share_a_postgresql_study_and_a_killed_host_loses_nothing(
             procs += [spawn(host, *_search_args(*storage, "--workers", "1")) for host in hosts]
             _until(lambda: waiting() == 2, procs, "both hosts wait for the claim lock")
         # Two trials running: one per host (one worker each). Kill host B in the middle of its.
-        _until(lambda: [t.state.name for t in _pg_trials(url)].count("RUNNING") == 2, procs, "both hosts run a trial")
+        # A trial is RUNNING from its creation, before its parameters are drawn: wait for both
+        # hosts' trials to hold their parameters, so that the kill lands in the middle of one.
+        training = lambda: sum(t.state.name == "RUNNING" and bool(t.params) for t in _pg_trials(url))  # noqa: E731
+        _until(lambda: training() == 2, procs, "both hosts train a trial")
         os.killpg(procs[1].pid, signal.SIGKILL)
         code, _, err = finish(procs[0], 600)
         assert code == 0, err[-3000:]
