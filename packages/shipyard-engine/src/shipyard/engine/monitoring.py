@@ -253,22 +253,24 @@ def _python(root: Path) -> str:
 
 
 def _cron_text(project: str, cron: str, python: str) -> str:
+    from shipyard.deploy._schedule import cron_text
+
     run = f'"${{SHIPYARD_PYTHON:-{python}}}" -m shipyard.engine monitor {project}'
-    return (
-        f"# {project} monitoring: add these lines to a crontab (`crontab -e`), SHIPYARD_ROOT set to the\n"
-        "# repository's checkout on that machine. Each run judges the prediction log of the last\n"
-        "# monitor.schedule.window against production's reference and applies monitor.trigger.\n"
-        "# Exit status: 0 healthy, 4 drift, 5 production stale, 2 a config or data mistake.\n"
-        f"# It runs with SHIPYARD_PYTHON, else {python} there.\n"
-        "SHIPYARD_ROOT=/path/to/repository\n"
-        f'{cron} cd "${{SHIPYARD_ROOT:?set SHIPYARD_ROOT in the crontab}}" && {run}\n'
+    comment = (
+        f"{project} monitoring: add these lines to a crontab (`crontab -e`), SHIPYARD_ROOT set to the\n"
+        "repository's checkout on that machine. Each run judges the prediction log of the last\n"
+        "monitor.schedule.window against production's reference and applies monitor.trigger.\n"
+        "Exit status: 0 healthy, 4 drift, 5 production stale, 2 a config or data mistake.\n"
+        f"It runs with SHIPYARD_PYTHON, else {python} there."
     )
+    return cron_text(comment, cron, run, "repository")
 
 
 def _dag_text(project: str, cron: str, python: str, depth: int) -> str:
+    from shipyard.deploy._schedule import Dag, airflow_dag
+
     team, name = project.split("/")
-    dag_id = f"shipyard_monitor_{team}_{name}".replace("-", "_")
-    return f'''"""Airflow DAG of the {project} monitoring run, written by `shipyard monitor --schedule`.
+    doc = f"""Airflow DAG of the {project} monitoring run, written by `shipyard monitor --schedule`.
 
 One task: `shipyard monitor {project}` over the window that ends at the run's data interval end.
 Exit status 4 (drift) or 5 (stale) fails the task, so Airflow's alerting sees it; the trigger's
@@ -277,56 +279,28 @@ else the folder {depth} level(s) above this file's (symlinks followed); the inte
 ``$SHIPYARD_PYTHON``, else ``{python}`` there. Without Airflow, ``python airflow_dag.py ISO-TIME``
 prints the command the task runs.
 """
-
-from __future__ import annotations
-
-import os
-import shlex
-import sys
-from datetime import datetime, timedelta
-from pathlib import Path
-
-try:
-    from airflow.sdk import dag, task
-except ImportError:  # run as a script, where Airflow is not installed: see __main__ below
-    dag = task = None
-
-PROJECT = {project!r}
-DEPTH = {depth}  # folders between the repository and this file's folder
-PYTHON = {python!r}  # the project's interpreter, relative to the repository
-
-
-def command(until: str = "{{{{ data_interval_end }}}}") -> str:
-    """The task's shell command: judge the window that ends at ``until``."""
-    base = os.environ.get("SHIPYARD_ROOT") or str(Path(__file__).resolve().parents[DEPTH])
-    python = os.environ.get("SHIPYARD_PYTHON") or os.path.join(base, PYTHON)
-    run = [python, "-m", "shipyard.engine", "monitor", PROJECT, "--until"]
-    return f"cd {{shlex.quote(base)}} && {{shlex.join(run)}} {{until}}"
-
-
-if dag is not None:
-
-    @dag(
-        dag_id={dag_id!r},
-        start_date=datetime(2024, 1, 1),
-        schedule={cron!r},
-        catchup=False,
-        max_active_runs=1,
-        default_args=dict(owner="shipyard", depends_on_past=False, retries=0, retry_delay=timedelta(minutes=5)),
-        tags=["shipyard", "monitor", {team!r}],
+    constants = (
+        f"PROJECT = {project!r}\n"
+        f"DEPTH = {depth}  # folders between the repository and this file's folder\n"
+        f"PYTHON = {python!r}  # the project's interpreter, relative to the repository\n"
+        'ARGS = ["shipyard.engine", "monitor", PROJECT, "--until"]'
     )
-    def {dag_id}():
-        @task.bash
-        def monitor() -> str:
-            """Judge the window ending at the run's data interval end."""
-            return command()
-
-        monitor()
-
-    {dag_id}()
-elif __name__ == "__main__":
-    print(command(sys.argv[1]) if len(sys.argv) == 2 else "usage: python airflow_dag.py ISO-TIME")
-'''
+    return airflow_dag(
+        Dag(
+            doc=doc,
+            constants=constants,
+            arg="until",
+            macro="data_interval_end",
+            command_doc="The task's shell command: judge the window that ends at ``until``.",
+            dag_id=f"shipyard_monitor_{team}_{name}".replace("-", "_"),
+            cron=cron,
+            retries=0,
+            tags=("shipyard", "monitor", team),
+            task="monitor",
+            task_doc="Judge the window ending at the run's data interval end.",
+            usage="ISO-TIME",
+        )
+    )
 
 
 def write_schedule(paths: ProjectPaths, cfg: ShipyardConfig) -> list[Path]:

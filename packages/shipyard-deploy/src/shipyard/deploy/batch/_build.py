@@ -28,6 +28,7 @@ from shipyard.core.errors import ConfigError, DataError
 from shipyard.core.hashing import file_sha256
 from shipyard.core.paths import find_root, parse_project
 from shipyard.core.schema import BatchConf, SourceConf, SourceKind
+from shipyard.deploy._schedule import Dag, airflow_dag, cron_text
 from shipyard.deploy.batch._job import BUNDLE_DIR, CANDIDATE_DIR, JOB_FILE, Job
 from shipyard.deploy.batch.pipeline import NODES
 
@@ -228,8 +229,7 @@ def _place(out_dir: Path) -> _Place:
     job = out_dir.relative_to(root)
     # The interpreter running this build when it is in the repository, unresolved: a venv's
     # bin/python is a symlink to the base interpreter, which has none of the project's packages.
-    # base interpreter, which has none of the project's packages. Elsewhere: the repository's
-    # own environment, where `make setup` puts it.
+    # Elsewhere: the repository's own environment, where `make setup` puts it.
     python = Path(sys.executable).absolute()
     rel = python.relative_to(root).as_posix() if python.is_relative_to(root) else VENV_PYTHON
     return _Place(job.as_posix(), len(job.parts), rel)
@@ -246,16 +246,14 @@ def _cron(job: Job, place: _Place) -> str:
     python = f'"${{SHIPYARD_PYTHON:-{place.python}}}"' if place.python else '"${SHIPYARD_PYTHON:-python3}"'
     run = f"{python} -m shipyard.deploy.batch run {shlex.quote(place.job)} --no-progress"
     base = "the repository's checkout" if place.depth else "this job folder"
-    line = f'{job.conf.schedule.cron} cd "${{SHIPYARD_ROOT:?set SHIPYARD_ROOT in the crontab}}" && {run}'
     default = f"{place.python} there" if place.python else "python3 on PATH"
-    return (
-        f"# {job.project} batch job: add these lines to a crontab (`crontab -e`), SHIPYARD_ROOT set to\n"
-        f"# {base} on that machine. It scores the job's default input into its default\n"
-        "# output ({date} = the day it runs, UTC); a run that was killed resumes, and a finished one is\n"
-        f"# left as it is. The job runs with SHIPYARD_PYTHON, else {default}.\n"
-        f"SHIPYARD_ROOT=/path/to/{'repository' if place.depth else 'job'}\n"
-        f"{line}\n"
+    comment = (
+        f"{job.project} batch job: add these lines to a crontab (`crontab -e`), SHIPYARD_ROOT set to\n"
+        f"{base} on that machine. It scores the job's default input into its default\n"
+        "output ({date} = the day it runs, UTC); a run that was killed resumes, and a finished one is\n"
+        f"left as it is. The job runs with SHIPYARD_PYTHON, else {default}."
     )
+    return cron_text(comment, job.conf.schedule.cron, run, "repository" if place.depth else "job")
 
 
 def _pipeline_py(job: Job) -> str:
@@ -285,11 +283,10 @@ def _pipeline_py(job: Job) -> str:
 
 def _airflow_dag(job: Job, place: _Place) -> str:
     team, name = job.project.split("/")
-    dag_id = f"shipyard_batch_{team}_{name}".replace("-", "_")
     base = "the repository" if place.depth else "the job folder"
     python = f"{place.python!r}  # the project's interpreter, relative to {base}" if place.python else "None"
     default = f"``{place.python}`` in {base}" if place.python else "``python3`` on the task's PATH"
-    return f'''"""Airflow DAG of the {job.project} batch job, written by `shipyard deploy` (rebuild, do not edit).
+    doc = f"""Airflow DAG of the {job.project} batch job, written by `shipyard deploy` (rebuild, do not edit).
 
 The shape of kedro-airflow's template (Airflow 3, ``airflow.sdk``), with one task: the job's
 Kedro nodes hand each other an in-memory plan, and the scoring node's parallelism comes from
@@ -302,56 +299,28 @@ runs: {base} is ``$SHIPYARD_ROOT``, else the folder this file sits in, {place.de
 ``$SHIPYARD_PYTHON``, else {default}. Without Airflow, ``python airflow_dag.py YYYY-MM-DD``
 prints the command the task runs for that date.
 """
-
-from __future__ import annotations
-
-import os
-import shlex
-import sys
-from datetime import datetime, timedelta
-from pathlib import Path
-
-try:
-    from airflow.sdk import dag, task
-except ImportError:  # run as a script, where Airflow is not installed: see __main__ below
-    dag = task = None
-
-JOB = {place.job!r}  # the job folder, relative to {base}
-DEPTH = {place.depth}  # folders between {base} and this file's folder
-PYTHON = {python}
-
-
-def command(ds: str = "{{{{ ds }}}}") -> str:
-    """The task's shell command, for the run's logical date ``ds``."""
-    base = os.environ.get("SHIPYARD_ROOT") or str(Path(__file__).resolve().parents[DEPTH])
-    python = os.environ.get("SHIPYARD_PYTHON") or (os.path.join(base, PYTHON) if PYTHON else "python3")
-    run = [python, "-m", "shipyard.deploy.batch", "run", JOB, "--no-progress", "--date"]
-    return f"cd {{shlex.quote(base)}} && {{shlex.join(run)}} {{ds}}"
-
-
-if dag is not None:
-
-    @dag(
-        dag_id={dag_id!r},
-        start_date=datetime(2024, 1, 1),
-        schedule={job.conf.schedule.cron!r},
-        catchup=False,
-        max_active_runs=1,
-        default_args=dict(owner="shipyard", depends_on_past=False, retries=2, retry_delay=timedelta(minutes=5)),
-        tags=["shipyard", "batch", {team!r}],
+    constants = (
+        f"JOB = {place.job!r}  # the job folder, relative to {base}\n"
+        f"DEPTH = {place.depth}  # folders between {base} and this file's folder\n"
+        f"PYTHON = {python}\n"
+        'ARGS = ["shipyard.deploy.batch", "run", JOB, "--no-progress", "--date"]'
     )
-    def {dag_id}():
-        @task.bash
-        def score() -> str:
-            """Score the day's input ({{{{ ds }}}} is the run's logical date) into its output."""
-            return command()
-
-        score()
-
-    {dag_id}()
-elif __name__ == "__main__":
-    print(command(sys.argv[1]) if len(sys.argv) == 2 else "usage: python airflow_dag.py YYYY-MM-DD")
-'''
+    return airflow_dag(
+        Dag(
+            doc=doc,
+            constants=constants,
+            arg="ds",
+            macro="ds",
+            command_doc="The task's shell command, for the run's logical date ``ds``.",
+            dag_id=f"shipyard_batch_{team}_{name}".replace("-", "_"),
+            cron=job.conf.schedule.cron,
+            retries=2,
+            tags=("shipyard", "batch", team),
+            task="score",
+            task_doc="Score the day's input ({{ ds }} is the run's logical date) into its output.",
+            usage="YYYY-MM-DD",
+        )
+    )
 
 
 def _readme(job: Job, place: _Place) -> str:
