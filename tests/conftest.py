@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -122,6 +123,41 @@ def stop_process(proc: subprocess.Popen[bytes] | subprocess.Popen[str], grace: f
     for stream in (proc.stdout, proc.stderr):
         if stream is not None:
             stream.close()
+
+
+@contextlib.contextmanager
+def served(folder: Path, repo: Repo, timeout: float = 90.0) -> Iterator[str]:
+    """A service folder served by ``python -m shipyard.deploy.service serve`` on a free loopback
+    port, as the repository's CLI runs it; yields its URL once /readyz answers, stops it cleanly
+    (its prediction log is flushed) when done."""
+    import httpx
+
+    port = free_port()
+    log = repo.path.parent / f"server-{port}.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "shipyard.deploy.service", "serve", str(folder), "--port", str(port)],
+            cwd=repo.path,
+            env=cli_env(repo.path),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.3)
+        yield url
+    finally:
+        stop_process(proc)
 
 
 def _pg_tool(name: str) -> str:

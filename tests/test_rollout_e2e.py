@@ -5,55 +5,18 @@ sticky by a request header is served and promoted; the version's lineage records
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
 
-from .conftest import Repo, cli_env, free_port, stop_process
+from .conftest import Repo, served
 
 pytestmark = pytest.mark.slow
 
 BC = "tabular/breast_cancer"
 GATED = ("trainer.max_epochs=20", "trainer.progress_bar=false", "gate.baseline.models=[dummy]", "deploy.targets=[]")
 NO_BENTO = "deploy.service.bento.build=false"
-
-
-@contextmanager
-def _served(repo: Repo) -> Iterator[str]:
-    port = free_port()
-    folder = repo.path / "deploy" / BC / "service"
-    log = (repo.path.parent / f"server-{port}.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "shipyard.deploy.service", "serve", str(folder), "--port", str(port)],
-        cwd=repo.path,
-        env=cli_env(repo.path),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, Path(log.name).read_text()[-3000:]
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, Path(log.name).read_text()[-3000:]
-            time.sleep(0.3)
-        yield url
-    finally:
-        stop_process(proc)  # a clean stop: the prediction log is flushed
-        log.close()
 
 
 def _rows(repo: Repo) -> list[dict]:
@@ -88,7 +51,7 @@ def test_rollouts_are_refused_served_compared_ended_and_in_the_lineage(repo_fact
     too_few = repo.run("compare", BC, check=False)
     assert too_few.returncode == 5 and "verdict: INSUFFICIENT" in too_few.stdout
     rows = _rows(repo)
-    with _served(repo) as url:
+    with served(repo.path / "deploy" / BC / "service", repo) as url:
         answers = [httpx.post(f"{url}/predict", json={"rows": rows[i : i + 4]}).json() for i in range(0, len(rows), 4)]
     assert {a["model_version"] for part in answers for a in part} == {f"{BC}@v1.0.0"}
     judged = repo.run("compare", BC, "--json", "deploy.service.rollout.compare.min_rows=10", check=False)
@@ -113,7 +76,7 @@ def test_rollouts_are_refused_served_compared_ended_and_in_the_lineage(repo_fact
     # Canary sticky by a header: each caller meets one model; --promote makes v3 production.
     canary = (*GATED, NO_BENTO, "deploy.service.rollout.sticky_header=X-Client-Id")
     repo.run("rollout", BC, "v3", "--mode", "canary", "--share", "0.5", *canary)
-    with _served(repo) as url:
+    with served(repo.path / "deploy" / BC / "service", repo) as url:
         seen: dict[str, set[str]] = {}
         for i in range(60):
             caller = f"caller-{i % 20}"

@@ -205,7 +205,7 @@ def test_service_and_batch_look_features_up_as_training_joined_them(
     from shipyard.deploy.service._schema import build_schema
     from shipyard.features import SPEC_FILE, STORE_FILE, open_lookup, store_columns
 
-    from .conftest import free_port, stop_process
+    from .conftest import served as serving
 
     repo, project = trained, "risk/fraud"
     repo.run("promote", project, "v1")
@@ -251,30 +251,7 @@ def test_service_and_batch_look_features_up_as_training_joined_them(
     assert list(rejects["payment_id"]) == [-1]
     assert list(rejects["reason"]) == ["customer_id 'nobody' is unknown to feature view customer_payments@1"]
 
-    port = free_port()
-    log = (tmp_path / "server.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "shipyard.deploy.service", "serve", str(service_dir), "--port", str(port)],
-        env=cli_env(repo.path),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    log.close()
-    try:
-        url = f"http://127.0.0.1:{port}"
-        ready = False
-        for _ in range(600):
-            if server.poll() is not None:
-                break
-            try:
-                ready = httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                ready = False
-            if ready:
-                break
-            subprocess.run(["sleep", "0.2"], check=True)
-        assert ready, (tmp_path / "server.log").read_text()[-3000:]
+    with serving(service_dir, repo) as url:
         answer = httpx.post(f"{url}/predict", json=body, timeout=60)
         assert answer.status_code == 200, answer.text
         online = answer.json()
@@ -282,7 +259,5 @@ def test_service_and_batch_look_features_up_as_training_joined_them(
         assert bad.status_code == 400 and "'nobody' is unknown to feature view customer_payments@1" in bad.text
         sneaky = httpx.post(f"{url}/predict", json={"rows": [{**body["rows"][0], stored[0]: 1.0}]}, timeout=60)
         assert sneaky.status_code == 400 and "comes from the online store" in sneaky.text
-    finally:
-        stop_process(server)
     assert [str(r["prediction"]) for r in online] == [str(p) for p in scored["prediction"]]
     assert [r["score"] for r in online] == pytest.approx(list(scored["score"]), abs=1e-6)

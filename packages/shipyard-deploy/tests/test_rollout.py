@@ -9,14 +9,8 @@ production's). One server per rollout, started once per module.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -30,70 +24,19 @@ from shipyard.deploy.service._rollout import ANSWERED, LATENCY_MS, REQUEST, ROLE
 from shipyard.predlog import KEY, MODEL_VERSION, PREDICTION, SCORE, LogLocation, open_log, read_frame
 from shipyard.train.bundle import ModelBundle
 
-READY_TIMEOUT = 90.0
+from .test_service_server import Server
+from .test_service_server import _serve as _serve_server
+
 PROD, CAND = "examples/churn@v1.0.0", "examples/churn@v2.0.0"
 
 
-@dataclass
-class Server:
-    url: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-    predictions: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-
 def _serve(out: Path, home: Path, predictions: Path) -> Iterator[Server]:
-    port = _free_port()
-    log = out.parent / f"{out.name}-server.log"
-    env = {k: v for k, v in os.environ.items() if k != "SHIPYARD_API_KEY"}
-    env.update(
-        BENTOML_HOME=str(home),
-        BENTOML_DO_NOT_TRACK="True",
-        OMP_NUM_THREADS="1",
-        SHIPYARD_PREDICTION_LOG=str(predictions),
-    )
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "shipyard.deploy.service", "serve", str(out), "--port", str(port)],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Server(f"http://127.0.0.1:{port}", proc, log, predictions)
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"server exited {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"server not ready in {READY_TIMEOUT:.0f} s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield server
-    finally:
-        _stop(proc)
+    yield from _serve_server(out, home, SHIPYARD_PREDICTION_LOG=str(predictions))
+
+
+def _predictions(server: Server) -> Path:
+    """The prediction log folder _build named for the server's service folder."""
+    return server.out.parent / f"{server.out.name}-predictions"
 
 
 def _train_churn(root: Path, name: str, hidden: list[int], seed: int, epochs: int) -> Path:
@@ -289,7 +232,7 @@ def test_shadow_answers_are_production_alone_and_both_are_logged_and_compared(ex
     answers, _ = asyncio.run(_send(shadow.url, _rows(frame, features, "customer_id"), per_request=5))
     assert [a["prediction"] for a in answers] == _expected(churn.bundle_dir, frame)
     assert {a["model_version"] for a in answers} == {PROD}
-    location = LogLocation(path=shadow.predictions)
+    location = LogLocation(path=_predictions(shadow))
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         # Every row is logged by production; by the candidate unless its queue was full (counted).
