@@ -26,9 +26,10 @@ BIN = Path(sys.executable).parent
 
 
 def _tool(cwd: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    # Kedro's rich log lays each record out in columns folded at the console's width (80, or
+    # Kedro's own logging (its rich log, whose columns fold at the console's width: 80, or
     # COLUMNS); a width no line reaches keeps every message on one line, whatever runs the tests.
     env = dict(cli_env(cwd), COLUMNS="1000")
+    env.pop("KEDRO_LOGGING_CONFIG", None)
     return subprocess.run(
         [str(BIN / args[0]), *args[1:]], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )

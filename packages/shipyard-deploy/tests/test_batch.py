@@ -178,13 +178,16 @@ def test_cron_line_keeps_the_virtual_environments_python(tmp_path: Path) -> None
 # -- parity ------------------------------------------------------------------------------------
 
 
-def test_parquet_parts_match_the_bundle_binary(examples: Any, tmp_path: Path) -> None:
+def test_parquet_parts_match_the_bundle_binary(examples: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ex = examples["breast_cancer"]
     job_dir = make_job(ex, tmp_path)
     source = tmp_path / "test.parquet"
     ex.test.to_parquet(source, index=False)
     out = tmp_path / "out"
+    monkeypatch.delenv("KEDRO_LOGGING_CONFIG", raising=False)
     summary = run_batch_job(job_dir, str(source), str(out), chunk_size=16, progress=False)
+    # Run in-process, the job quiets Kedro's logging for itself only.
+    assert "KEDRO_LOGGING_CONFIG" not in os.environ
 
     assert summary["status"] == "succeeded"
     assert summary["rows_read"] == summary["rows_scored"] == len(ex.test)

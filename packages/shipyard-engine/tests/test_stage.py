@@ -75,3 +75,30 @@ def test_a_pipeline_command_ends_its_process_with_its_code_after_exit_handlers(t
     explicit = code.replace("main()\n", "rc = main(sys.argv[1:])\n") + "sys.exit(10 + rc)\n"
     proc = subprocess.run([sys.executable, "-c", explicit], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 12 and proc.stdout.endswith("main returned\n")
+
+
+def test_an_in_process_stage_leaves_the_callers_environment_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stage run in-process (a notebook, a search worker) quiets Kedro's logging for itself
+    without leaving KEDRO_LOGGING_CONFIG behind: a `kedro run` the caller starts later logs as
+    Kedro does."""
+    import logging
+    import os
+
+    from shipyard.engine.pipeline import NODES
+    from shipyard.engine.stage import run_stage
+
+    monkeypatch.delenv("KEDRO_LOGGING_CONFIG", raising=False)
+    from shipyard.core.compose import section
+    from shipyard.core.schema import SourceConf
+    from shipyard.data.sources import fetch_raw
+
+    paths = ProjectPaths.of(tmp_path, BC)
+    config = compose(BC, root=ROOT)
+    compile_project(config, paths)
+    fetch_raw(section(SourceConf, yaml.safe_load(paths.params_yaml.read_text())["data"]["source"]), tmp_path)
+    run_stage(tmp_path, BC, NODES[0].name)
+    assert any(paths.data_dir.rglob("*.parquet")), "the stage ran"
+    assert "KEDRO_LOGGING_CONFIG" not in os.environ
+    assert logging.getLogger("kedro").level == logging.CRITICAL

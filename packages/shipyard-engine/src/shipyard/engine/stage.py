@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import yaml
+from shipyard.core.env import env_default
 from shipyard.core.errors import ConfigError, ShipyardError
 from shipyard.core.paths import ProjectPaths, find_root
 
@@ -33,7 +34,10 @@ def _quiet_kedro() -> None:
     """Kedro configures rich logging at import; keep stage output to what matters."""
     import logging
 
-    os.environ.setdefault("KEDRO_LOGGING_CONFIG", str(Path(__file__).with_name("logging.yml")))
+    # Importing Kedro's runner configures logging from $KEDRO_LOGGING_CONFIG, once per process;
+    # set for that import only, so that a caller's own `kedro run` later logs as Kedro does.
+    with env_default("KEDRO_LOGGING_CONFIG", str(Path(__file__).with_name("logging.yml"))):
+        import kedro.runner  # noqa: F401
     # Node failures are reported once, by the CLI, with the fix; not again by Kedro's logger.
     logging.getLogger("kedro").setLevel(logging.CRITICAL)
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
@@ -67,8 +71,6 @@ def run_stage(root: Path, project: str, stage: str) -> None:
         raise ConfigError(f"unknown stage {stage!r}", value=stage, fix="use one of: " + ", ".join(names))
     _quiet_kedro()
     from kedro.runner import SequentialRunner
-
-    _quiet_kedro()  # importing Kedro's runner configures logging once more
 
     spec = next(s for s in project_nodes(config) if s.name == stage)
     memory = spec.outputs if _rank() > 0 else ()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
@@ -83,10 +82,13 @@ def _location(value: str | None, role: str, day: str) -> str:
 
 
 def _run_pipeline(job: Job, run: dict[str, Any]) -> dict[str, Any]:
-    # Kedro configures logging when its runner is first imported: make that quiet.
-    os.environ.setdefault("KEDRO_LOGGING_CONFIG", str(Path(__file__).with_name("logging.yml")))
+    from shipyard.core.env import env_default
+
+    # Kedro configures logging when its runner is first imported: make that quiet, without
+    # leaving the setting in the environment of a caller that runs the job in-process.
+    with env_default("KEDRO_LOGGING_CONFIG", str(Path(__file__).with_name("logging.yml"))):
+        from kedro.runner import SequentialRunner
     from kedro.io import DataCatalog, MemoryDataset
-    from kedro.runner import SequentialRunner
     from shipyard.deploy.batch.pipeline import create_pipeline
 
     logging.getLogger("kedro").setLevel(logging.CRITICAL)  # the caller reports a failed node once
