@@ -157,3 +157,23 @@ def test_a_default_fit_on_a_small_data_set_warns_about_nothing_a_user_can_act_on
         train_model(train, val, state, **conf, workdir=tmp_path / "w")
     shown = [str(w.message) for w in caught if "shipyard" not in w.filename]
     assert not [m for m in shown if "logging interval" in m or "torchmetrics" in m.lower()], shown
+
+
+def test_each_training_batch_draws_from_its_own_seed_whatever_was_drawn_before() -> None:
+    """Dropout in batch b of epoch e depends on (seed, e, b) only: draws made in between (a
+    resumed run, another library) change nothing; another batch or epoch draws differently."""
+    from types import SimpleNamespace
+
+    import torch
+    from shipyard.train.fit import BatchSeed
+
+    callback, module = BatchSeed(seed=7), SimpleNamespace(device=torch.device("cpu"))
+
+    def draw(epoch: int, batch: int) -> torch.Tensor:
+        callback.on_train_batch_start(SimpleNamespace(current_epoch=epoch), module, None, batch)  # type: ignore[arg-type]
+        return torch.rand(8)
+
+    first = draw(2, 5)
+    torch.rand(1000)  # whatever else drew random numbers
+    assert torch.equal(draw(2, 5), first)
+    assert not torch.equal(draw(2, 6), first) and not torch.equal(draw(3, 5), first)
