@@ -67,6 +67,9 @@ def bench_env(root: Path | None) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("SHIPYARD_OVERRIDES", None)
     env.pop("PYTHONPATH", None)
+    # Warm means as a user's second run finds it: the source snapshot's bytecode written by the
+    # warm-up, not compiled again in every command (which PYTHONDONTWRITEBYTECODE would force).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     if root is not None and (root / SNAPSHOT / "shipyard").is_dir():
         env["PYTHONPATH"] = str(root / SNAPSHOT)
     env.update(
