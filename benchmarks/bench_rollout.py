@@ -2,15 +2,19 @@
 
 ``.venv/bin/python benchmarks/bench_rollout.py`` (``make bench`` runs it). The breast-cancer
 example's bundle (trained under ``data/`` when present, else an untrained one of the same
-architecture) is served three ways on loopback, one after the other, with the same settings:
+architecture) is served four ways on loopback, one after the other, with the same settings:
 alone; in shadow mode (the candidate, a model of the same cost, scores every request off the
 answer path and both predictions are logged); in canary mode (a share of keys answered by the
-candidate, each answer logged). Each server gets ``--runs`` loads of ``--clients`` concurrent
-keep-alive clients sending one-row requests (each row with its own key); the table gives the
-median and range of the runs' throughput and the ratios of the medians. Writes
-``.bench/rollout.json``. Exits 0 when a budget is over (this is a report); 1 when it cannot run.
+candidate, each answer logged); and in shadow mode with a slow candidate (an MLP of
+``HEAVY_HIDDEN``: its bounded queue drops what it cannot take). The candidates have
+production's features, so they score every row they are given. Each server gets ``--runs``
+loads of ``--clients`` concurrent keep-alive clients sending one-row requests (each row with its
+own key); the table gives the median and range of the runs' throughput, the ratios of the
+medians and the median latencies. Writes ``.bench/rollout.json``. Exits 0 when a budget is over
+(this is a report); 1 when it cannot run.
 
-Budget (docs/architecture.md): shadow >= 0.8x production alone; canary about 1x.
+Budget (docs/architecture.md): shadow >= 0.8x production alone, with a slow candidate too;
+canary about 1x.
 """
 
 from __future__ import annotations
@@ -25,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from bench_service import (
+    HEAVY_HIDDEN,
     REPO,
     BenchError,
     Server,
-    _synthetic_bundle,
     batch_histogram,
     bench_env,
     free_port,
@@ -41,7 +45,21 @@ from bench_service import (
 MODEL = "breast_cancer"
 PROJECT = "tabular/breast_cancer"
 KEY = "row_key"
-BUDGETS = {"shadow": 0.8, "canary": 0.95}
+BUDGETS = {"shadow": 0.8, "canary": 0.95, "slow": 0.8}
+
+
+def candidate_like(bundle: Path, dest: Path, hidden: list[int] | None = None) -> Path:
+    """A candidate for ``bundle``: the same features, preprocessing and task (so it scores every
+    row production takes), freshly initialised; the same network, or an MLP of ``hidden``."""
+    import torch
+    from shipyard.train.bundle import ModelBundle, build_network
+
+    prod = ModelBundle.load(bundle)
+    model = dict(prod.meta["model"], **({"hidden": hidden, "dropout": 0.0} if hidden else {}))
+    torch.manual_seed(1)
+    net = build_network(model, prod.preprocessor).eval()
+    ModelBundle(meta=dict(prod.meta, model=model), preprocessor=prod.preprocessor, net=net).save(dest)
+    return dest
 
 
 def keyed(bodies: list[bytes]) -> list[bytes]:
@@ -54,7 +72,7 @@ def keyed(bodies: list[bytes]) -> list[bytes]:
     return out
 
 
-def build(kind: str, bundle: Path, candidate: Path, work: Path, args: argparse.Namespace) -> Path:
+def build(kind: str, bundle: Path, candidate: Path | None, work: Path, args: argparse.Namespace) -> Path:
     from shipyard.deploy.service import build_service
 
     conf: dict[str, Any] = {
@@ -63,8 +81,8 @@ def build(kind: str, bundle: Path, candidate: Path, work: Path, args: argparse.N
         "batching": {"enabled": True, "max_batch_size": 64, "max_latency_ms": 1000},
     }
     extra: dict[str, Any] = {}
-    if kind != "alone":
-        conf["rollout"] = {"mode": kind, "candidate": "v2", "share": args.share}
+    if candidate is not None:
+        conf["rollout"] = {"mode": "canary" if kind == "canary" else "shadow", "candidate": "v2", "share": args.share}
         extra = {
             "candidate": (candidate, f"{PROJECT}@v2.0.0"),
             "key_field": KEY,
@@ -101,11 +119,13 @@ def measure(kind: str, folder: Path, bodies: list[bytes], work: Path, args: argp
         "batches": metrics["count"],
         "shadow_dropped_rows": _counter(text, "shipyard_rollout_shadow_dropped_rows_total"),
         "candidate_rows": _counter(text, 'shipyard_rollout_rows_total{role="candidate"}'),
+        "candidate_failed_rows": _counter(text, "shipyard_rollout_candidate_failed_rows_total"),
     }
     log(
         f"  {kind:<7} {result['median_rps']:8.1f} req/s (range {min(rps):.1f}-{max(rps):.1f}), "
         f"p50 {statistics.median(r['p50_ms'] for r in runs):.1f} ms, {result['failed']} failed, "
-        f"candidate rows {result['candidate_rows']:.0f}, shadow rows dropped {result['shadow_dropped_rows']:.0f}"
+        f"candidate rows {result['candidate_rows']:.0f} (failed {result['candidate_failed_rows']:.0f}), "
+        f"shadow rows dropped {result['shadow_dropped_rows']:.0f}"
     )
     return result
 
@@ -138,28 +158,35 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bundle, source = get_bundle(MODEL, work)
         # The candidate costs what production costs: the ratio measures the rollout, not the model.
-        candidate = _synthetic_bundle(MODEL, work / "candidate-bundle")
-        log(f"{MODEL}: {source}; candidate: untrained, same architecture")
+        # "slow" is a shadow whose candidate is a far wider network: the answers must not wait for it.
+        candidates = {
+            "shadow": candidate_like(bundle, work / "candidate-bundle"),
+            "slow": candidate_like(bundle, work / "slow-candidate-bundle", HEAVY_HIDDEN),
+        }
+        candidates["canary"] = candidates["shadow"]
+        log(f"{MODEL}: {source}; candidates: the same features, freshly initialised (slow: MLP {HEAVY_HIDDEN})")
         plain = request_bodies(bundle, 1024)
         # Production alone takes the same rows without the key field (its schema has none).
-        bodies = {"alone": plain, "shadow": keyed(plain), "canary": keyed(plain)}
+        bodies = {"alone": plain, "shadow": keyed(plain), "canary": keyed(plain), "slow": keyed(plain)}
         results = {
-            kind: measure(kind, build(kind, bundle, candidate, work, args), bodies[kind], work, args)
-            for kind in ("alone", "shadow", "canary")
+            kind: measure(kind, build(kind, bundle, candidates.get(kind), work, args), bodies[kind], work, args)
+            for kind in ("alone", "shadow", "canary", "slow")
         }
     except BenchError as exc:
         log(f"bench_rollout could not run: {exc}")
         return 1
     alone = results["alone"]["median_rps"]
-    print(f"{'mode':<8} {'median req/s':>12} {'range':>17} {'ratio':>7} {'budget':>7} {'failed':>7}")
+    widths = {"median req/s": 12, "range": 17, "ratio": 7, "budget": 7, "p50 ms": 7, "p99 ms": 7, "failed": 7}
+    print(f"{'mode':<8} " + " ".join(f"{h:>{w}}" for h, w in widths.items()))
     for kind, result in results.items():
         ratio = result["median_rps"] / alone if alone else float("nan")
         budget = BUDGETS.get(kind)
         low, high = result["range_rps"]
+        p50, p99 = (statistics.median(r[f"{q}_ms"] for r in result["runs"]) for q in ("p50", "p99"))
         mark = "" if budget is None else (" ok" if ratio >= budget and not result["failed"] else " OVER")
         print(
             f"{kind:<8} {result['median_rps']:>12.1f} {f'{low:.1f}-{high:.1f}':>17} {ratio:>7.2f} "
-            f"{'' if budget is None else f'>= {budget}':>7} {result['failed']:>7}{mark}"
+            f"{'' if budget is None else f'>= {budget}':>7} {p50:>7.1f} {p99:>7.1f} {result['failed']:>7}{mark}"
         )
         result["ratio"] = ratio
     out = REPO / ".bench" / "rollout.json"
