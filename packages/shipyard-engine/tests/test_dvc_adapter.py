@@ -130,3 +130,38 @@ def test_lock_updates_in_the_runner_write_the_bytes_dvc_writes(tmp_path: Path, m
         assert (ours / "dvc.lock").read_bytes() == (plain / "dvc.lock").read_bytes()
     assert (ours / "dvc.yaml").read_text() == dvc_yaml
     assert _yaml.parse_yaml_for_update.__module__ == _yaml.__name__, "restored after the block"
+
+
+def test_the_runner_parses_each_yaml_text_once_and_hands_out_copies(tmp_path: Path) -> None:
+    """Inside stage_runner DVC's safe parse of a text runs once (DVC reads params.yaml three times
+    a stage); each caller gets its own copy, a changed file is parsed again, round-trip parses
+    are never kept, and the original parser is back after the block."""
+    from dvc.utils import strictyaml
+    from dvc.utils.serialize import _yaml
+
+    calls: list[str] = []
+    original = _yaml.parse_yaml
+
+    def counting(text: str, path: str, typ: str = "safe") -> object:
+        calls.append(typ)
+        return original(text, path, typ=typ)
+
+    _yaml.parse_yaml = strictyaml.parse_yaml = counting
+    try:
+        params = tmp_path / "params.yaml"
+        params.write_text("lr: 1.0e-05\nhidden: [64, 32]\non: yes\n")
+        with dvc_adapter.stage_runner(lambda cmd, cwd, spawn: spawn()):
+            first = _yaml.load_yaml(str(params))
+            first["hidden"].append(0)  # DVC edits what it loads; the next caller must not see it
+            second = _yaml.load_yaml(str(params))
+            via_strict = strictyaml.parse_yaml(params.read_text(), str(params))
+            assert calls == ["safe"], "one parse for one text"
+            assert second == via_strict == {"lr": 1e-05, "hidden": [64, 32], "on": "yes"}
+            params.write_text("lr: 0.5\n")
+            assert _yaml.load_yaml(str(params)) == {"lr": 0.5}
+            _yaml.parse_yaml(params.read_text(), str(params), typ="rt")
+            _yaml.parse_yaml(params.read_text(), str(params), typ="rt")
+            assert calls == ["safe", "safe", "rt", "rt"], "a new text is parsed; round-trip parses are not kept"
+        assert _yaml.parse_yaml is counting and strictyaml.parse_yaml is counting, "restored after the block"
+    finally:
+        _yaml.parse_yaml = strictyaml.parse_yaml = original

@@ -82,10 +82,53 @@ def stage_runner(hook: Hook) -> Iterator[None]:
 
     module._run = _run
     try:
-        with _fast_lock_updates():
+        with _parsed_once(), _fast_lock_updates():
             yield
     finally:
         module._run = original
+
+
+# Parses kept by :func:`_parsed_once`: (text) -> data, the few most recent texts.
+_PARSES_KEPT = 8
+
+
+@contextlib.contextmanager
+def _parsed_once() -> Iterator[None]:
+    """Within the block, DVC parses each distinct YAML text once (safe loader only).
+
+    In one run DVC reads the project's ``params.yaml`` three times per stage (saving its params,
+    the stage's run-cache entry, its lock entry), each a fresh parse of the same text with
+    ruamel. The parse of a text is a function of the text, so it is kept, keyed by the text
+    itself, and every caller gets its own deep copy (DVC edits what it loads). A file that
+    changes has a new text and is parsed again. Round-trip parses (``dvc.yaml`` kept with its
+    comments) are not kept. When a DVC release no longer parses through these names, nothing is
+    swapped and DVC runs as is.
+    """
+    import copy
+
+    from dvc.utils import strictyaml
+    from dvc.utils.serialize import _yaml
+
+    original = getattr(_yaml, "parse_yaml", None)
+    if original is None or getattr(strictyaml, "parse_yaml", None) is not original:
+        yield
+        return
+    kept: dict[str, Any] = {}
+
+    def parse_yaml(text: str, path: str, typ: str = "safe") -> Any:
+        if typ != "safe":
+            return original(text, path, typ=typ)
+        if text not in kept:
+            if len(kept) >= _PARSES_KEPT:
+                kept.pop(next(iter(kept)))
+            kept[text] = original(text, path, typ=typ)
+        return copy.deepcopy(kept[text])
+
+    _yaml.parse_yaml = strictyaml.parse_yaml = parse_yaml
+    try:
+        yield
+    finally:
+        _yaml.parse_yaml = strictyaml.parse_yaml = original
 
 
 @contextlib.contextmanager
