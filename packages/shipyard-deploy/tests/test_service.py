@@ -267,6 +267,8 @@ started = time.perf_counter()
 import service
 instance = service.ShipyardService.inner()
 print(round(time.perf_counter() - started, 3), "lightning" in sys.modules, instance.bundle.task)
+# BentoML looks the API up on the instance twice a request: bound once, not per lookup.
+assert instance.predict is instance.predict and callable(instance.predict.local)
 """
     done = subprocess.run(
         [sys.executable, "-c", probe],
