@@ -31,6 +31,9 @@ def test_project_composes_and_compiles(project: str) -> None:
     assert list(stages) == [n.name for n in project_nodes(typed)]
     assert yaml.safe_load(params) == config
     assert to_dict(load(yaml.safe_load(params), ROOT)) == config, "params.yaml reads back through the schema"
+    # `shipyard train` hands its composed config to the in-process stages (stage.remember_params)
+    # instead of validating params.yaml again: that is only right while the two are equal.
+    assert load(yaml.safe_load(params), ROOT) == typed
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

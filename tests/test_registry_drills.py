@@ -203,7 +203,9 @@ def test_a_failed_first_run_keeps_outputs_out_of_git(repo_factory) -> None:  # t
     untracked = _git(repo, "status", "--porcelain", "--untracked-files=all").splitlines()
     listed = [line[3:] for line in untracked]
     # Outputs stay ignored; pipelines/ holds what a version commits (params, reference contract).
-    outputs = [p for p in listed if p.endswith((".parquet", ".csv", ".json", ".txt")) and not p.startswith("pipelines/")]
+    outputs = [
+        p for p in listed if p.endswith((".parquet", ".csv", ".json", ".txt")) and not p.startswith("pipelines/")
+    ]
     assert not outputs, listed
     assert "/dataset.parquet" in (repo.data(BC) / "02_intermediate" / ".gitignore").read_text().split()
     assert (_git(repo, "rev-parse", "HEAD"), _tags(repo)) == (head, []), "nothing committed or tagged"

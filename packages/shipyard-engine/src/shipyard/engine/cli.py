@@ -22,11 +22,11 @@ _OVERRIDES_HELP = "Hydra overrides: key=value, +key=value, ~key, group=option (e
 
 def _compose(args: argparse.Namespace) -> tuple[Any, Any]:
     """The project's paths and its validated, typed config."""
-    from shipyard.core.compose import compose
+    from shipyard.core.compose_cache import cached_compose
     from shipyard.core.paths import ProjectPaths, find_root
 
     root = find_root()
-    return ProjectPaths.of(root, args.project), compose(args.project, args.overrides, root=root)
+    return ProjectPaths.of(root, args.project), cached_compose(args.project, args.overrides, root=root)
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -143,6 +143,7 @@ def run_training(
     from shipyard.engine.fastpath import compute_stamp, read_stamp, write_stamp
     from shipyard.engine.release import write_reference_contract
     from shipyard.engine.repro import ensure_raw_data
+    from shipyard.engine.stage import remember_params
     from shipyard.registry._registry import project_lock
 
     _check_accelerator(cfg)
@@ -151,6 +152,7 @@ def run_training(
     version = None
     with project_lock(paths, wait=wait, say=_say):
         compile_project(cfg, paths)
+        remember_params(paths, cfg)
         write_reference_contract(paths)
         note = ensure_raw_data(cfg, paths)
         if note:

@@ -22,7 +22,7 @@ from shipyard.core.paths import ProjectPaths, find_root
 if TYPE_CHECKING:
     from shipyard.core.schema import ShipyardConfig
 
-__all__ = ["main", "run_stage"]
+__all__ = ["main", "remember_params", "run_stage"]
 
 # The last params.yaml validated in this process: (root, file bytes) -> config. `shipyard train`
 # runs every stage in one process with the same params.yaml, so it is read and validated once per
@@ -76,6 +76,13 @@ def run_stage(root: Path, project: str, stage: str) -> None:
     memory = spec.outputs if _rank() > 0 else ()
     catalog = build_catalog(config, paths, memory_outputs=memory)
     SequentialRunner().run(build_pipeline(only=stage, config=config), catalog)
+
+
+def remember_params(paths: ProjectPaths, config: ShipyardConfig) -> None:
+    """``config`` is what the project's ``params.yaml`` now holds (the compiler just wrote it
+    from ``config``): the in-process stages take it instead of validating the file again."""
+    _LOADED.clear()
+    _LOADED[(str(paths.root.resolve()), paths.params_yaml.read_bytes())] = copy.deepcopy(config)
 
 
 def _load(paths: ProjectPaths, root: Path) -> ShipyardConfig:
