@@ -132,3 +132,30 @@ def test_leakage_scores_are_scikit_learns_cross_validated_scores(task: str) -> N
             expected = max(expected, float(np.corrcoef(x[:, 0], frame["label"])[0, 1] ** 2))
         assert found[name] == round(expected, 4), name
     assert max(found, key=found.__getitem__) == "leak"
+
+
+def test_leakage_scores_match_scikit_learns_metrics_at_their_edges() -> None:
+    """The leakage check scores folds itself (sklearn's scorers re-validate on every call): the
+    same numbers as sklearn on string labels, a predicted class absent from the fold, a
+    constant target."""
+    import warnings
+
+    from shipyard.data.checks import _balanced_accuracy, _r2
+    from sklearn.metrics import balanced_accuracy_score, r2_score
+
+    rng = np.random.default_rng(3)
+    cases = [
+        (rng.choice(["a", "b", "c"], 50), rng.choice(["a", "b", "c"], 50)),
+        (np.array(["a", "a", "b", "b"]), np.array(["a", "c", "b", "c"])),  # "c" never true
+        (rng.integers(0, 2, 40), np.zeros(40, dtype=int)),
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn warns about the absent class
+        for truth, pred in cases:
+            assert _balanced_accuracy(truth, pred) == pytest.approx(balanced_accuracy_score(truth, pred))
+    for truth, pred in [
+        (rng.normal(size=30), rng.normal(size=30)),
+        (np.full(5, 2.0), np.full(5, 2.0)),
+        (np.full(5, 2.0), np.arange(5.0)),
+    ]:
+        assert _r2(truth, pred) == pytest.approx(r2_score(truth, pred))

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from shipyard.core.schema import Action, ChecksConf, ColumnCheckConf
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 __all__ = ["format_summary", "non_finite_values", "non_numeric_values", "run_checks"]
@@ -185,35 +186,56 @@ def _correlated_pairs(frame: pd.DataFrame, features: list[str], threshold: float
     return sorted(pairs, key=lambda p: -p[2])
 
 
+def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """sklearn's ``balanced_accuracy_score``: the mean recall over the classes in ``y_true``."""
+    import numpy as np
+
+    return float(np.mean([np.mean(y_pred[y_true == c] == c) for c in np.unique(y_true)]))
+
+
+def _r2(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """sklearn's ``r2_score`` (its finite convention: a constant ``y_true`` scores 1.0 when
+    predicted exactly, else 0.0)."""
+    import numpy as np
+
+    truth, pred = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
+    residual = float(np.sum((truth - pred) ** 2))
+    total = float(np.sum((truth - truth.mean()) ** 2))
+    if total == 0.0:
+        return 1.0 if residual == 0.0 else 0.0
+    return 1.0 - residual / total
+
+
 def _leakage(frame: pd.DataFrame, features: list[str], target: str, task: str) -> list[tuple[str, float]]:
     """How well each feature alone predicts the target: 3-fold cross-validated balanced
     accuracy (classification) or R² (regression, or r² when larger) of a depth-3 tree on that
     one feature."""
     import numpy as np
     from sklearn.base import clone
-    from sklearn.metrics import get_scorer
     from sklearn.model_selection import check_cv
     from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
     y = frame[target]
     if task == "regression":
-        model, scoring = DecisionTreeRegressor(max_depth=3, random_state=0), "r2"
+        model, score_of = DecisionTreeRegressor(max_depth=3, random_state=0), _r2
     else:
         if y.value_counts().min() < 3:
             return []
-        model, scoring = DecisionTreeClassifier(max_depth=3, random_state=0), "balanced_accuracy"
+        model, score_of = DecisionTreeClassifier(max_depth=3, random_state=0), _balanced_accuracy
     # cross_val_score(model, x, y, cv=3) per feature, with its folds made once: they depend on y
     # only, and for a depth-3 tree on one column cross_val_score's own set-up per call (splitting,
-    # joblib, scorer checks) cost more than the fits, about half the check stage's time.
+    # joblib, scorer checks) cost more than the fits. The scores are computed here too: sklearn's
+    # scorers re-validate their inputs on every call, which cost more than the trees.
     folds = list(check_cv(3, y, classifier=task != "regression").split(np.zeros((len(y), 1)), y))
-    scorer, labels = get_scorer(scoring), y.to_numpy()
+    labels = y.to_numpy()
     scores = []
     for name in features:
         column = frame[name]
         x = column.astype("category").cat.codes.replace(-1, np.nan) if name not in _numeric(frame, [name]) else column
         values = x.to_numpy(dtype=np.float64).reshape(-1, 1)
         fold_scores = [
-            scorer(clone(model).fit(values[fit], labels[fit]), values[held], labels[held]) for fit, held in folds
+            score_of(labels[held], clone(model).fit(values[fit], labels[fit]).predict(values[held]))
+            for fit, held in folds
         ]
         score = float(np.mean(fold_scores))
         if task == "regression" and np.isfinite(values).all():
