@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import dvc
 import pytest
@@ -165,3 +166,57 @@ def test_the_runner_parses_each_yaml_text_once_and_hands_out_copies(tmp_path: Pa
         assert _yaml.parse_yaml is counting and strictyaml.parse_yaml is counting, "restored after the block"
     finally:
         _yaml.parse_yaml = strictyaml.parse_yaml = original
+
+
+_TRICKY = ["yes", "off", "null", "~", "1e3", "0x1F", "012", ":", "#x", "a: b", "- a", " lead", "trail ", "", "'q'",
+           '"d"', "multi\nline", "ünï", "日本", "x" * 90, "word " * 25, "2024-01-01", "12:30", "!bang", "&a", "*s", "|",
+           "[l]", "{d}", ".inf", "1_000", "data/a b/c.csv"]  # fmt: skip
+
+
+def _value(rng: Any, depth: int = 0) -> Any:
+    pick = rng.random()
+    if depth > 3 or pick < 0.45:
+        return rng.choice(
+            [*_TRICKY, rng.randint(-(10**12), 10**12), 1e-05, 0.1 + 0.2, float("inf"), -0.0, True, False, None]
+        )
+    if pick < 0.75:
+        return {rng.choice(["md5", "path", "size", *_TRICKY[:8]]) + str(i): _value(rng, depth + 1) for i in range(4)}
+    return [_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+
+
+def test_a_lock_dumped_stage_by_stage_is_the_text_dvc_dumps(tmp_path: Path) -> None:
+    """Inside the runner DVC's dump of dvc.lock emits only new or changed stages; the text is
+    byte for byte DVC's whole dump: every committed lock, and lock-shaped data full of values
+    YAML quotes, folds or nulls, as one stage after another changes."""
+    import io
+    import random
+
+    from dvc.utils.serialize import _yaml
+
+    original = _yaml._dump
+
+    def dumped(data: Any, dump: Any) -> str:
+        stream = io.StringIO()
+        dump(data, stream)
+        return stream.getvalue()
+
+    rng = random.Random(7)
+    root = Path(__file__).resolve().parents[3]
+    locks = [_yaml.parse_yaml(p.read_text(), str(p)) for p in sorted(root.glob("pipelines/*/*/dvc.lock"))]
+    assert locks, "the example projects' locks"
+    with dvc_adapter.stage_runner(lambda cmd, cwd, spawn: spawn()):
+        assert _yaml._dump is not original
+        for lock in locks:
+            assert dumped(lock, _yaml._dump) == dumped(lock, original)
+        for _ in range(150):
+            stages = {f"stage_{i}": _value(rng) for i in range(rng.randint(1, 4))}
+            data = {"schema": "2.0", "stages": stages}
+            for _ in range(3):
+                assert dumped(data, _yaml._dump) == dumped(data, original), data
+                stages[rng.choice(list(stages))] = _value(rng)
+        # ruamel's own scalar types (a round-trip parse) carry formatting their repr hides: DVC dumps those.
+        from ruamel.yaml import YAML
+
+        rt = YAML().load("schema: '2.0'\nstages:\n  a:\n    lr: 1.0e-05\n")
+        assert dumped(rt, _yaml._dump) == dumped(rt, original) == "schema: '2.0'\nstages:\n  a:\n    lr: 1.0e-05\n"
+    assert _yaml._dump is original, "restored after the block"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,7 @@ def stage_runner(hook: Hook) -> Iterator[None]:
 
     module._run = _run
     try:
-        with _parsed_once(), _fast_lock_updates():
+        with _parsed_once(), _fast_lock_updates(), _lock_dumped_by_stage():
             yield
     finally:
         module._run = original
@@ -160,6 +161,74 @@ def _fast_lock_updates() -> Iterator[None]:
         yield
     finally:
         _yaml.parse_yaml_for_update = original
+
+
+_PLAIN_SCALARS = (str, int, float, bool, type(None))
+
+
+def _plain(value: Any) -> bool:
+    """Only builtin containers and scalars: ruamel's own scalar types carry formatting that their
+    ``repr`` does not show, so the text of such an entry is never kept."""
+    kind = type(value)
+    if kind in (dict, OrderedDict, list):
+        items = value.items() if kind is not list else enumerate(value)
+        return all(type(k) in _PLAIN_SCALARS and _plain(v) for k, v in items)
+    return kind in _PLAIN_SCALARS
+
+
+@contextlib.contextmanager
+def _lock_dumped_by_stage() -> Iterator[None]:
+    """Within the block, DVC's dump of a whole ``dvc.lock`` emits only the stages that changed.
+
+    DVC rewrites the lock after every stage with ruamel's pure-Python round-trip emitter, all of
+    it each time (about 55 ms for a project's nine stages). In block style the text of
+    ``{schema, stages: {a, b, ...}}`` is the text of ``{schema}``, then ``stages:``, then each
+    stage's own block, each emitted the same wherever it stands; so each stage's block is kept,
+    keyed by its name and content, and only a new or changed stage is emitted. An entry that is
+    not plain data, or whose text holds an anchor, and any other file or shape, is dumped by
+    DVC as is (tests compare the bytes with DVC's own).
+    """
+    import io
+
+    from dvc.utils.serialize import _yaml
+
+    original = getattr(_yaml, "_dump", None)
+    if original is None:
+        yield
+        return
+    blocks: dict[tuple[str, str], str] = {}
+
+    def text_of(data: Any) -> str:
+        buffer = io.StringIO()
+        original(data, buffer)
+        return buffer.getvalue()
+
+    def block(name: str, entry: Any) -> str | None:
+        key = (name, repr(entry))
+        if key not in blocks:
+            text = text_of({"stages": {name: entry}})
+            if not text.startswith("stages:\n  ") or "&id" in text:
+                return None
+            if len(blocks) > 256:
+                blocks.clear()
+            blocks[key] = text.removeprefix("stages:\n")
+        return blocks[key]
+
+    def _dump(data: Any, stream: Any) -> Any:
+        stages = data.get("stages") if type(data) is dict and list(data) == ["schema", "stages"] else None
+        if type(stages) is not dict or not stages or not _plain(data):
+            return original(data, stream)
+        parts = [block(str(name), entry) for name, entry in stages.items()]
+        if any(part is None for part in parts):
+            return original(data, stream)
+        stream.write(text_of({"schema": data["schema"]}) + "stages:\n" + "".join(p for p in parts if p))
+        return None
+
+    _yaml._dump = _dump
+    try:
+        yield
+    finally:
+        _yaml._dump = original
 
 
 def open_repo(root: Path) -> Any:
