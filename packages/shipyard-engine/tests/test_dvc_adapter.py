@@ -193,7 +193,7 @@ def test_a_lock_dumped_stage_by_stage_is_the_text_dvc_dumps(tmp_path: Path) -> N
 
     from dvc.utils.serialize import _yaml
 
-    original = _yaml._dump
+    original, parse = _yaml._dump, _yaml.parse_yaml
 
     def dumped(data: Any, dump: Any) -> str:
         stream = io.StringIO()
@@ -212,7 +212,11 @@ def test_a_lock_dumped_stage_by_stage_is_the_text_dvc_dumps(tmp_path: Path) -> N
             stages = {f"stage_{i}": _value(rng) for i in range(rng.randint(1, 4))}
             data = {"schema": "2.0", "stages": stages}
             for _ in range(3):
-                assert dumped(data, _yaml._dump) == dumped(data, original), data
+                text = dumped(data, _yaml._dump)
+                assert text == dumped(data, original), data
+                # DVC reads what it wrote back from the runner's store, not by parsing: the same data.
+                assert dvc_adapter._KEPT is not None and text in dvc_adapter._KEPT
+                assert _yaml.parse_yaml(text, "dvc.lock") == parse(text, "dvc.lock")
                 stages[rng.choice(list(stages))] = _value(rng)
         # ruamel's own scalar types (a round-trip parse) carry formatting their repr hides: DVC dumps those.
         from ruamel.yaml import YAML

@@ -89,8 +89,10 @@ def stage_runner(hook: Hook) -> Iterator[None]:
         module._run = original
 
 
-# Parses kept by :func:`_parsed_once`: (text) -> data, the few most recent texts.
+# Parses kept by :func:`_parsed_once`: (text) -> data, the few most recent texts; the store
+# itself while its block is open, so that a dvc.lock just written is not parsed back.
 _PARSES_KEPT = 8
+_KEPT: dict[str, Any] | None = None
 
 
 @contextlib.contextmanager
@@ -114,6 +116,7 @@ def _parsed_once() -> Iterator[None]:
     if original is None or getattr(strictyaml, "parse_yaml", None) is not original:
         yield
         return
+    global _KEPT
     kept: dict[str, Any] = {}
 
     def parse_yaml(text: str, path: str, typ: str = "safe") -> Any:
@@ -126,10 +129,21 @@ def _parsed_once() -> Iterator[None]:
         return copy.deepcopy(kept[text])
 
     _yaml.parse_yaml = strictyaml.parse_yaml = parse_yaml
+    _KEPT = kept
     try:
         yield
     finally:
         _yaml.parse_yaml = strictyaml.parse_yaml = original
+        _KEPT = None
+
+
+def _as_parsed(value: Any) -> Any:
+    """Plain data as a safe parse of its YAML gives it back (mappings as plain dicts)."""
+    if isinstance(value, dict):
+        return {k: _as_parsed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_parsed(v) for v in value]
+    return value
 
 
 @contextlib.contextmanager
@@ -186,7 +200,8 @@ def _lock_dumped_by_stage() -> Iterator[None]:
     stage's own block, each emitted the same wherever it stands; so each stage's block is kept,
     keyed by its name and content, and only a new or changed stage is emitted. An entry that is
     not plain data, or whose text holds an anchor, and any other file or shape, is dumped by
-    DVC as is (tests compare the bytes with DVC's own).
+    DVC as is (tests compare the bytes with DVC's own). The data written is also what the next
+    update's parse of that text returns (:func:`_parsed_once`), so it is not parsed back.
     """
     import io
 
@@ -221,7 +236,11 @@ def _lock_dumped_by_stage() -> Iterator[None]:
         parts = [block(str(name), entry) for name, entry in stages.items()]
         if any(part is None for part in parts):
             return original(data, stream)
-        stream.write(text_of({"schema": data["schema"]}) + "stages:\n" + "".join(p for p in parts if p))
+        text = text_of({"schema": data["schema"]}) + "stages:\n" + "".join(p for p in parts if p)
+        stream.write(text)
+        if _KEPT is not None:
+            # DVC reads the lock back before its next update: what it wrote is what it will read.
+            _KEPT[text] = _as_parsed(data)
         return None
 
     _yaml._dump = _dump
