@@ -51,7 +51,13 @@ def test_a_hit_gives_what_composing_gives_without_composing(root: Path, composes
     assert second.trainer.max_epochs == 3
     other = cached_compose(PROJECT, ["trainer.max_epochs=4"], root=root)
     assert other.trainer.max_epochs == 4 and len(composes) == 3, "other overrides compose"
-    assert len(list(cache_dir(root).glob("tabular__breast_cancer__*.pickle"))) == 1, "one entry per project"
+    assert cached_compose(PROJECT, ["trainer.max_epochs=3"], root=root).trainer.max_epochs == 3
+    assert len(composes) == 3, "switching back to the first overrides hits"
+    for epochs in range(5, 10):
+        cached_compose(PROJECT, [f"trainer.max_epochs={epochs}"], root=root)
+    assert len(list(cache_dir(root).glob("tabular__breast_cancer__*.pickle"))) == compose_cache._KEPT_PER_PROJECT
+    cached_compose(PROJECT, ["trainer.max_epochs=3"], root=root)
+    assert len(composes) == 9, "the least recently used entries were dropped"
 
 
 def test_an_edited_conf_file_composes_again(root: Path, composes: list[Any]) -> None:

@@ -6,12 +6,13 @@ the environment variables the config reads (``${oc.env:NAME}``), and the code th
 Shipyard's packages and every package that registers a component or step. The cache key is a
 SHA-256 of all of these (file contents for ``conf/``; size and modification time for code), so
 any change composes afresh; a config using any other resolver is never kept. Entries live in
-``.dvc/tmp/shipyard/compose/`` (git-ignored by DVC), one per project; a missing, damaged or
+``.dvc/tmp/shipyard/compose/`` (git-ignored by DVC), the last few per project; a missing, damaged or
 unreadable entry means composing as usual.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
@@ -33,6 +34,7 @@ _FORMAT = b"shipyard-compose-cache 1"
 _ENV = re.compile(r"\$\{\s*oc\.env\s*:\s*([^,}\s]+)")
 _RESOLVER = re.compile(r"\$\{\s*([\w.]+)\s*:")
 _GROUPS = ("shipyard.components", "shipyard.steps")
+_KEPT_PER_PROJECT = 4
 
 
 def cache_dir(root: Path) -> Path:
@@ -134,6 +136,8 @@ def cached_compose(project: str, overrides: Sequence[str] = (), *, root: Path) -
         except Exception:  # noqa: BLE001 - any unreadable entry is a miss: compose again
             cfg, said = None, []
         if isinstance(cfg, ShipyardConfig):
+            with contextlib.suppress(OSError):
+                os.utime(entry)  # the most recently used entries are the ones kept
             for message in said:  # what composing warned about is said again, as composing would
                 warnings.warn(message, UserWarning, stacklevel=2)
             return cfg
@@ -149,13 +153,16 @@ def cached_compose(project: str, overrides: Sequence[str] = (), *, root: Path) -
 
 
 def _keep(entry: Path, value: tuple[ShipyardConfig, list[str]]) -> None:
-    """Write the entry and drop the project's older ones (files this cache wrote, by name)."""
+    """Write the entry and drop the project's oldest beyond the last few (files this cache wrote,
+    by name): a few, so that switching between two override sets hits for both."""
     project = entry.name.rsplit("__", 1)[0]
     try:
         with atomic_path(entry) as tmp:
             tmp.write_bytes(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
-        for old in entry.parent.glob(f"{project}__*.pickle"):
-            if old != entry and old.name.rsplit("__", 1)[0] == project:
+        mine = [p for p in entry.parent.glob(f"{project}__*.pickle") if p.name.rsplit("__", 1)[0] == project]
+        mine.sort(key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        for old in mine[_KEPT_PER_PROJECT:]:
+            if old != entry:
                 old.unlink(missing_ok=True)
     except OSError:
         pass  # a read-only or full disk only costs the next command a compose
