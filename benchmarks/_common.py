@@ -140,6 +140,9 @@ def make_sandbox(parent: Path, snapshot: bool = True) -> Path:
     env = bench_env(root)
     run(["git", "init", "-q"], root, env)
     run([str(BIN / "dvc"), "init", "-q"], root, env)
+    # As in a Shipyard repository: Python's caches stay out of the code dependencies' hashes
+    # (DVC's default file would let the bytecode a command writes make stages stale).
+    shutil.copy(REPO / ".dvcignore", root / ".dvcignore")
     return root
 
 

@@ -119,13 +119,13 @@ def write_projects(root: Path, projects: list[str]) -> None:
 COMPILE = """
 import sys
 from pathlib import Path
-from shipyard.core.compose import compose, to_dict
+from shipyard.core.compose import compose
 from shipyard.core.paths import ProjectPaths
 from shipyard.engine.compiler import compile_project
 
 root = Path(sys.argv[1])
 for project in sys.argv[2:]:
-    compile_project(to_dict(compose(project, [], root=root)), ProjectPaths.of(root, project))
+    compile_project(compose(project, [], root=root), ProjectPaths.of(root, project))
 """
 
 
