@@ -533,7 +533,11 @@ def bench_model(name: str, work: Path, args: argparse.Namespace) -> Result:
         "torch_threads": args.threads,
         **({"workers": args.workers} if args.workers else {}),
         "bento": {"build": False},
-        "batching": {"enabled": True, "max_batch_size": args.max_batch_size, "max_latency_ms": args.max_latency_ms},
+        "batching": {
+            "enabled": not args.no_batching,
+            "max_batch_size": args.max_batch_size,
+            "max_latency_ms": args.max_latency_ms,
+        },
     }
     out = work / "services" / name
     # The build stores the model in BentoML's store: the benchmark's own, like its servers'.
@@ -653,6 +657,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads of both servers")
     parser.add_argument("--workers", type=int, default=None, help="the service's workers (default: its config's)")
     parser.add_argument("--max-batch-size", type=int, default=64, help="the service's batching.max_batch_size")
+    parser.add_argument("--no-batching", action="store_true", help="the service with batching.enabled=false")
     parser.add_argument("--max-latency-ms", type=int, default=1000, help="the service's batching.max_latency_ms")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (server logs) and print its path")
     parser.add_argument("--plain-server", type=Path, help=argparse.SUPPRESS)
@@ -686,7 +691,9 @@ def main(argv: list[str] | None = None) -> int:
     load_after = os.getloadavg()[0]
     print(
         f"\n{args.clients} clients x {args.requests} one-row requests (cap {args.time_cap:g} s), "
-        f"torch threads {args.threads}, batching max {args.max_batch_size} rows / {args.max_latency_ms} ms\n"
+        f"torch threads {args.threads}, "
+        + ("batching off" if args.no_batching else f"batching max {args.max_batch_size} rows / {args.max_latency_ms} ms")
+        + "\n"
     )
     print(table(results))
     print()
