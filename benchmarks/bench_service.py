@@ -692,7 +692,11 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\n{args.clients} clients x {args.requests} one-row requests (cap {args.time_cap:g} s), "
         f"torch threads {args.threads}, "
-        + ("batching off" if args.no_batching else f"batching max {args.max_batch_size} rows / {args.max_latency_ms} ms")
+        + (
+            "batching off"
+            if args.no_batching
+            else f"batching max {args.max_batch_size} rows / {args.max_latency_ms} ms"
+        )
         + "\n"
     )
     print(table(results))

@@ -241,8 +241,15 @@ def bench_train(root: Path, config: dict[str, Any], repeats: int, log: Any) -> t
         {"pipeline": pipeline, "handwritten": scripted},
     )
     over = Row(
-        "fixed overhead of a forced train over the hand-written script", median(overhead), None,
-        "paired per round", "s", "≤ 2 s", median(overhead) <= 2.0, None, {"overhead": overhead},
+        "fixed overhead of a forced train over the hand-written script",
+        median(overhead),
+        None,
+        "paired per round",
+        "s",
+        "≤ 2 s",
+        median(overhead) <= 2.0,
+        None,
+        {"overhead": overhead},
     )
     return row, over, detail
 
