@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from shipyard.core.atomic import atomic_path
+from shipyard.core.hashing import stat_tree
 from shipyard.core.paths import parse_project
 from shipyard.core.schema import ShipyardConfig
 
@@ -74,19 +75,10 @@ def _code_dirs(registered: Iterable[tuple[str, str, str]]) -> list[str]:
 def _code_stamps(dirs: Iterable[str]) -> list[tuple[str, int, int]]:
     stamps = []
     for base in dirs:
-        if not os.path.exists(base):
+        if os.path.exists(base):
+            stamps += stat_tree(Path(base))
+        else:
             stamps.append((base, -1, -1))
-            continue
-        if os.path.isfile(base):
-            st = os.stat(base)
-            stamps.append((base, st.st_size, st.st_mtime_ns))
-            continue
-        for folder, subdirs, files in os.walk(base):
-            subdirs[:] = sorted(d for d in subdirs if d != "__pycache__")
-            for name in sorted(files):
-                if name.endswith(".py"):
-                    st = os.stat(os.path.join(folder, name))
-                    stamps.append((os.path.join(folder, name), st.st_size, st.st_mtime_ns))
     return stamps
 
 

@@ -12,36 +12,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from shipyard.core.atomic import write_json
+from shipyard.core.hashing import stat_tree
 from shipyard.core.paths import ProjectPaths
 
 __all__ = ["compute_stamp", "read_stamp", "write_stamp"]
 
-_IGNORED_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache"}
-_IGNORED_SUFFIXES = (".pyc", ".pyo")
-
 
 def _stamp_file(paths: ProjectPaths) -> Path:
     return paths.root / ".dvc" / "tmp" / "shipyard" / f"{paths.team}__{paths.name}.json"
-
-
-def _walk(path: Path) -> list[tuple[str, int, int]]:
-    if path.is_file():
-        st = path.stat()
-        return [(str(path), st.st_size, st.st_mtime_ns)]
-    entries = []
-    for folder, dirs, files in os.walk(path):
-        dirs[:] = sorted(d for d in dirs if d not in _IGNORED_DIRS and not d.endswith(".egg-info"))
-        for name in sorted(files):
-            if name.endswith(_IGNORED_SUFFIXES):
-                continue
-            st = os.stat(os.path.join(folder, name))
-            entries.append((os.path.join(folder, name), st.st_size, st.st_mtime_ns))
-    return entries
 
 
 def compute_stamp(paths: ProjectPaths) -> str | None:
@@ -67,7 +49,7 @@ def compute_stamp(paths: ProjectPaths) -> str | None:
             target = base / entry["path"]
             if not target.exists():
                 return None
-            for item in _walk(target):
+            for item in stat_tree(target):
                 digest.update(repr(item).encode())
     return digest.hexdigest()
 
